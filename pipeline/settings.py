@@ -1,0 +1,65 @@
+"""Settings: a few ``luigi.Config`` classes, read here and nowhere else.
+
+Luigi reads them from ``luigi.cfg`` (or ``LUIGI_CONFIG_PATH``) and from the command line
+(``--postgres-dsn``, ``--spark-master`` ...). Two environment variables win over both:
+``PIPELINE_PG_DSN`` (a libpq URI for the target database) and ``PIPELINE_STATE_DIR``.
+None of these values is a task parameter, so none appears in a task id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import luigi
+
+
+class postgres(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
+    dsn = luigi.Parameter(
+        default="",
+        description="libpq URI or key=value string of the target database; PIPELINE_PG_DSN overrides it. "
+        "Empty: use the embedded local Postgres under the state directory.",
+    )
+    state_schema = luigi.Parameter(
+        default="pipeline", description="Schema holding the ledger, the load records and staging tables."
+    )
+    copy_buffer_bytes = luigi.IntParameter(
+        default=4 << 20, description="Read size used to stream a chunk file into COPY."
+    )
+    connect_timeout = luigi.IntParameter(default=10, description="Seconds to wait for a connection.")
+
+
+class pipeline(luigi.Config):  # noqa: N801
+    state_dir = luigi.Parameter(
+        default=".state",
+        description="Work directory for plans, chunk files and checkpoints; PIPELINE_STATE_DIR overrides it.",
+    )
+    config_dir = luigi.Parameter(default="config", description="Folder of *.toml files declaring the tables.")
+    chunk_rows = luigi.IntParameter(default=1_000_000, description="Default rows per CSV chunk.")
+
+
+class spark(luigi.Config):  # noqa: N801
+    master = luigi.Parameter(default="local[*]", description="Spark master URL.")
+    driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory")
+    parallel_jobs = luigi.IntParameter(
+        default=2, description="Chunk export jobs submitted to Spark at the same time."
+    )
+
+
+def pg_dsn() -> str:
+    """The configured target DSN, or '' when none is configured (use the embedded Postgres)."""
+    return os.environ.get("PIPELINE_PG_DSN") or postgres().dsn
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("PIPELINE_STATE_DIR") or pipeline().state_dir).resolve()
+
+
+_URI_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide any password in a DSN (URI or key=value form) or in a message quoting one."""
+    return _KV_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***\2", text))

@@ -1,0 +1,132 @@
+"""The Spark side: one Spark session per process, and the CSV chunk export.
+
+Every value is turned into its PostgreSQL text form by a Spark SQL expression chosen by
+the column's kind (see ``typemap``), and each row into one CSV line that Spark writes with
+its plain text writer. That sidesteps every lossy default of Spark's CSV writer (trimmed
+spaces, millisecond timestamps, backslash escapes): non-null text is always quoted with
+quotes doubled, NULL is an unquoted empty field, so PostgreSQL's ``FORMAT csv`` reads back
+exactly what Parquet held.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import faults, settings
+from .chunks import Chunk
+from .errors import ExportError
+from .source import Plan
+from .typemap import Column
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_session = None
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
+def session():
+    """The process's Spark session, started on first use and stopped at exit."""
+    global _session
+    with _lock:
+        if _session is None:
+            from pyspark.sql import SparkSession
+
+            cfg = settings.spark()
+            log.info("Starting Spark (master=%s)", cfg.master)
+            java_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
+            builder = (
+                SparkSession.builder.master(cfg.master)
+                .appName("parquet-pg-pipeline")
+                .config("spark.driver.memory", cfg.driver_memory)
+                .config("spark.driver.extraJavaOptions", java_opts)
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+                .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
+                .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+            )
+            try:
+                _session = builder.getOrCreate()
+            except Exception as exc:
+                raise ExportError(f"Spark could not start (master {cfg.master}): {exc}") from exc
+            atexit.register(_session.stop)
+        return _session
+
+
+def _col(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def csv_value(column: Column):
+    """A Spark expression giving the column's CSV field: never null, PostgreSQL's text form."""
+    from pyspark.sql import functions as F
+
+    c = _col(column.name)
+    if column.kind == "text":
+        value = F.concat(F.lit('"'), F.replace(c, F.lit('"'), F.lit('""')), F.lit('"'))
+    elif column.kind == "bytea":
+        value = F.concat(F.lit("\\x"), F.hex(c))
+    elif column.kind == "timestamptz":
+        value = F.concat(c.cast("timestamp").cast("string"), F.lit("+00"))
+    elif column.kind == "timestamp":
+        value = c.cast("timestamp_ntz").cast("string")
+    else:  # plain, date: Spark's own string form is PostgreSQL's input form
+        value = c.cast("string")
+    return F.when(c.isNull(), F.lit("")).otherwise(value)
+
+
+def csv_line(columns: list[Column]):
+    from pyspark.sql import functions as F
+
+    return F.concat_ws(",", *[csv_value(c) for c in columns]).alias("value")
+
+
+_GLOB = re.compile(r"([\\*?\[\]{}])")
+
+
+def _hadoop_path(path: str) -> str:
+    """A local path as Hadoop reads it literally (no globbing)."""
+    return "file://" + _GLOB.sub(r"\\\1", path)
+
+
+def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -> None:
+    """Write every chunk of ``plan`` as CSV into ``out/chunk-NNNNN/``, several Spark jobs at a time."""
+    spark = session()
+    line = csv_line(plan.columns)
+    total = len(plan.chunks)
+    done = 0
+    done_lock = threading.Lock()
+
+    def write(index: int) -> None:
+        nonlocal done
+        chunk = Chunk(plan.load_id, index)
+        paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
+        spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
+        try:
+            spark.read.parquet(*paths).select(line).write.option("compression", "none").text(
+                str(out / chunk.dirname)
+            )
+        except Exception as exc:
+            raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc
+        with done_lock:
+            done += 1
+            progress(done, total)
+        faults.point("export.chunk")
+
+    workers = max(1, settings.spark().parallel_jobs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(write, i) for i in range(total)]:
+            future.result()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.split("\n", 1)[0][:500] if text else type(exc).__name__

@@ -1,0 +1,264 @@
+"""The Luigi task graph.
+
+    IngestAll -> IngestTable -> PublishTable -> VerifyRowCount -> CopyChunkToPostgres x N
+                                                              \\-> ExportCsvChunks -> SparkReadParquet
+
+Every task of a load carries the same four parameters (table, source, chunk_rows and the
+source's fingerprint), so its id names *what* is loaded; where the state lives and how
+many workers run are settings, not parameters. Changing a source file changes the
+fingerprint, hence every task id, hence makes a new load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from functools import cached_property
+from pathlib import Path
+
+import luigi
+
+from . import catalog, faults, pg, settings, source
+from .chunks import Chunk, read_manifest, write_manifest
+from .errors import ChunkAlreadyLoaded, PipelineError, VerificationError
+from .naming import TableName
+
+log = logging.getLogger(__name__)
+MAPPING_VERSION = "1"
+
+# Parameter order is creation order; it is the order a task shows its parameters in logs and the visualiser.
+_TABLE = luigi.Parameter(description="Target table, schema.table")
+_CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk set")
+_SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
+_CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
+_FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+class LoadTask(luigi.Task):
+    """Shared by every task of one load."""
+
+    table = _TABLE
+    source = _SOURCE
+    chunk_rows = _CHUNK_ROWS
+    fingerprint = _FINGERPRINT
+
+    @property
+    def load_params(self) -> dict:
+        return {"table": self.table, "source": self.source, "chunk_rows": self.chunk_rows,
+                "fingerprint": self.fingerprint}
+
+    @cached_property
+    def load_id(self) -> str:
+        key = "\0".join([MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    @property
+    def load_dir(self) -> Path:
+        return settings.state_dir() / TableName.parse(self.table).slug() / self.load_id
+
+    @property
+    def chunk_set(self) -> Path:
+        return self.load_dir / "chunks"
+
+    def plan(self) -> source.Plan:
+        return source.Plan.from_json((self.load_dir / "plan.json").read_text())
+
+    def report(self, message: str, percent: float | None = None) -> None:
+        """Progress for the visualiser (only inside a worker) and the log."""
+        log.info("%s: %s", self.table, message)
+        if self.set_status_message:
+            self.set_status_message(message)
+        if percent is not None and self.set_progress_percentage:
+            self.set_progress_percentage(round(percent))
+
+    def on_failure(self, exception: BaseException) -> str:
+        if isinstance(exception, PipelineError):
+            return str(exception)
+        return super().on_failure(exception)
+
+
+class SparkReadParquet(LoadTask):
+    """Plan the load: files, row counts and schema from the Parquet footers; the chunks."""
+
+    def output(self):
+        return luigi.LocalTarget(self.load_dir / "plan.json")
+
+    def run(self):
+        plan = source.make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows)
+        self.load_dir.mkdir(parents=True, exist_ok=True)
+        with self.output().open("w") as f:
+            f.write(plan.to_json())
+        self.report(f"{_fmt(len(plan.files))} files · {_fmt(plan.total_rows)} rows · "
+                    f"{len(plan.columns)} columns · {len(plan.chunks)} chunks", 100)
+
+
+class ExportCsvChunks(LoadTask):
+    """Spark writes every chunk as CSV; the chunk set and its manifest appear at once."""
+
+    def requires(self):
+        return SparkReadParquet(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.chunk_set / "_manifest.json")
+
+    def run(self):
+        from .spark_export import export_chunks
+
+        plan = self.plan()
+        for stale in self.load_dir.glob("chunks.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = self.load_dir / f"chunks.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            self.report(f"exported chunk {done}/{total} · {time.monotonic() - started:.1f} s", 100 * done / total)
+
+        export_chunks(plan, tmp, progress)
+        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))])
+        if self.chunk_set.exists():
+            shutil.rmtree(self.chunk_set)
+        os.rename(tmp, self.chunk_set)
+        self.report(f"{len(plan.chunks)} chunks · {_fmt(plan.total_rows)} rows · "
+                    f"{time.monotonic() - started:.1f} s", 100)
+
+
+class CopyChunkToPostgres(LoadTask):
+    """COPY one chunk into the load's staging table, recording it in the ledger in the same transaction."""
+
+    chunk = _CHUNK
+
+    def requires(self):
+        return ExportCsvChunks(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.load_dir / "copied" / f"{Chunk(self.load_id, self.chunk).dirname}.json")
+
+    def run(self):
+        plan = self.plan()
+        chunk = Chunk(self.load_id, self.chunk)
+        rows = plan.chunk_rows(self.chunk)
+        label = f"chunk {self.chunk + 1}/{len(plan.chunks)}"
+        started = time.monotonic()
+        conn = pg.connect()
+        try:
+            pg.ensure_staging(conn, plan, len(plan.chunks))
+            if pg.chunk_in_ledger(conn, chunk):
+                self.report(f"{label} is already in the ledger; not loading it again")
+            else:
+                self.report(f"{label} · copying {_fmt(rows)} rows", 0)
+                try:
+                    pg.copy_chunk(conn, plan, chunk, chunk.files(self.chunk_set), rows)
+                except ChunkAlreadyLoaded as exc:
+                    self.report(f"{label}: {exc}; keeping that copy")
+        finally:
+            conn.close()
+        faults.point("copy.after_commit")
+        seconds = time.monotonic() - started
+        with self.output().open("w") as f:
+            json.dump({"rows": rows, "seconds": round(seconds, 3)}, f)
+        self.report(f"{label} · {_fmt(rows)} rows · {seconds:.1f} s", 100)
+        faults.point("copy.done")
+
+
+class VerifyRowCount(LoadTask):
+    """Load every chunk, then prove source rows = manifest rows = rows in PostgreSQL."""
+
+    def requires(self):
+        return ExportCsvChunks(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.load_dir / "verified.json")
+
+    def run(self):
+        manifest = read_manifest(self.chunk_set)
+        chunks = [CopyChunkToPostgres(chunk=c["index"], **self.load_params) for c in manifest["chunks"]]
+        done = sum(task.complete() for task in chunks)
+        self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
+        yield chunks
+        plan = self.plan()
+        conn = pg.connect()
+        try:
+            staged, ledger_rows, ledger_chunks = pg.load_counts(conn, self.load_id)
+        finally:
+            conn.close()
+        counts = (plan.total_rows, manifest["rows"], staged)
+        if len(set(counts)) != 1 or ledger_rows != staged or ledger_chunks != len(chunks):
+            raise VerificationError(
+                f"{self.table} does not verify: the source has {_fmt(counts[0])} rows, the chunk manifest "
+                f"{_fmt(counts[1])}, PostgreSQL {_fmt(counts[2])} (ledger: {_fmt(ledger_rows)} rows in "
+                f"{ledger_chunks} of {len(chunks)} chunks); nothing was published")
+        with self.output().open("w") as f:
+            json.dump({"source_rows": counts[0], "manifest_rows": counts[1], "loaded_rows": staged}, f)
+        self.report(f"verified {_fmt(staged)} rows in {len(chunks)} chunks", 100)
+        faults.point("verify.done")
+
+
+class PublishTable(LoadTask):
+    """Swap the verified staging table in as the target table, atomically."""
+
+    def requires(self):
+        return VerifyRowCount(**self.load_params)
+
+    def complete(self):
+        conn = pg.connect()
+        try:
+            published = pg.published_info(conn, TableName.parse(self.table))
+            return published is not None and published[0] == self.load_id
+        finally:
+            conn.close()
+
+    def run(self):
+        plan = self.plan()
+        conn = pg.connect()
+        try:
+            pg.publish(conn, plan)
+        finally:
+            conn.close()
+        self.report(f"published {_fmt(plan.total_rows)} rows", 100)
+        for other in self.load_dir.parent.iterdir():
+            if other != self.load_dir:
+                shutil.rmtree(other, ignore_errors=True)
+        shutil.rmtree(self.chunk_set, ignore_errors=True)
+
+
+class IngestTable(luigi.WrapperTask):
+    """Load one folder of Parquet files into one table (replace semantics)."""
+
+    table = luigi.Parameter(description="Target table, schema.table")
+    source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "
+                             "entry in config/")
+    chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
+                                    "[pipeline] chunk_rows")
+
+    @cached_property
+    def _publish(self) -> PublishTable:
+        table = str(TableName.parse(self.table))
+        folder, chunk_rows = self.source, self.chunk_rows
+        if not folder:
+            spec = catalog.find(table)
+            folder, chunk_rows = spec.source, chunk_rows or spec.chunk_rows
+        folder = os.path.abspath(folder)
+        files = source.list_files(folder)
+        return PublishTable(table=table, source=folder, chunk_rows=chunk_rows or settings.pipeline().chunk_rows,
+                            fingerprint=source.fingerprint(files))
+
+    def requires(self):
+        return self._publish
+
+
+class IngestAll(luigi.WrapperTask):
+    """Load every table declared in config/."""
+
+    def requires(self):
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows)
+                for s in catalog.load_tables()]

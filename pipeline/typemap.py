@@ -1,0 +1,75 @@
+"""Parquet (Arrow) column types -> PostgreSQL column types, and how each is written as CSV.
+
+Every mapping is exact: a value survives the trip Parquet -> CSV -> PostgreSQL unchanged.
+A type without an exact equivalent is refused before any row is written.
+
+| Arrow type                         | PostgreSQL          | CSV form written by the export      |
+|------------------------------------|---------------------|-------------------------------------|
+| bool                               | boolean             | true / false                        |
+| int8, int16, uint8                 | smallint            | decimal digits                      |
+| int32, uint16                      | integer             | decimal digits                      |
+| int64, uint32                      | bigint              | decimal digits                      |
+| uint64                             | numeric(20)         | decimal digits                      |
+| float32                            | real                | shortest round-trip text, NaN, Infinity |
+| float64                            | double precision    | shortest round-trip text, NaN, Infinity |
+| decimal(p, s), p <= 38             | numeric(p, s)       | plain decimal text                  |
+| string, large_string (dictionary)  | text                | always quoted, quotes doubled       |
+| binary, large_binary, fixed binary | bytea               | \\x hex                             |
+| date32, date64                     | date                | YYYY-MM-DD                          |
+| timestamp[s/ms/us] (no zone)       | timestamp           | YYYY-MM-DD HH:MM:SS.ffffff          |
+| timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from .errors import UnsupportedTypeError
+
+
+class Column(NamedTuple):
+    name: str
+    arrow_type: str
+    pg_type: str
+    kind: str  # how the value is written as CSV: plain, text, bytea, date, timestamp, timestamptz
+
+
+def pg_column(name: str, arrow_type: pa.DataType) -> Column:
+    """Map one Parquet column, or raise ``UnsupportedTypeError`` naming it."""
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    pg_type, kind = _map(t, name)
+    return Column(name, str(arrow_type), pg_type, kind)
+
+
+def _map(t: pa.DataType, name: str) -> tuple[str, str]:
+    if pa.types.is_boolean(t):
+        return "boolean", "plain"
+    if pa.types.is_integer(t):
+        signed = pa.types.is_signed_integer(t)
+        width = t.bit_width + (0 if signed else 1)
+        for bits, pg_type in ((16, "smallint"), (32, "integer"), (64, "bigint")):
+            if width <= bits:
+                return pg_type, "plain"
+        return "numeric(20)", "plain"
+    if pa.types.is_float32(t):
+        return "real", "plain"
+    if pa.types.is_float64(t):
+        return "double precision", "plain"
+    if pa.types.is_decimal(t) and t.precision <= 38:
+        return f"numeric({t.precision},{t.scale})", "plain"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text", "text"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "bytea", "bytea"
+    if pa.types.is_date(t):
+        return "date", "date"
+    if pa.types.is_timestamp(t):
+        if t.unit == "ns":
+            raise UnsupportedTypeError(
+                f"column {name!r} holds nanosecond timestamps ({t}); PostgreSQL keeps microseconds, "
+                "so loading it would silently drop digits"
+            )
+        return ("timestamptz", "timestamptz") if t.tz else ("timestamp", "timestamp")
+    raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
