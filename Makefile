@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 run: install ## load every table in config/ (the sample by default) and print rows, seconds, rows/s
 	$(PY) -m pipeline run
 
-test: install ## run the test suite against a throwaway PostgreSQL and real Spark
+test: install ## ruff, then the test suite against a throwaway PostgreSQL and real Spark
+	$(VENV)/bin/ruff check pipeline tests
 	$(VENV)/bin/pytest
 
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)

@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import NamedTuple
+
+import tomllib
 
 from . import settings
 from .errors import ConfigError

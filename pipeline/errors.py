@@ -9,6 +9,7 @@ line, so the user reads one sentence and the exit code says the rest.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 
@@ -48,11 +49,23 @@ class VerificationError(PipelineError):
     """The loaded rows do not match the source; nothing is published."""
 
 
-def _pipeline_error(record: logging.LogRecord) -> PipelineError | None:
+_WILL_NOT_RUN = re.compile(r"Will not run (.*) or any dependencies due to error in \w+\(\) method")
+_TRACEBACK_LAST_LINE = re.compile(r"^pipeline\.errors\.(\w+): (.*)$")
+
+
+def _pipeline_error(record: logging.LogRecord) -> str | None:
+    """The one-sentence explanation, if the record reports a ``PipelineError``."""
     exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
     while exc is not None and not isinstance(exc, PipelineError):
         exc = exc.__cause__ or exc.__context__
-    return exc
+    if exc is not None:
+        return str(exc)
+    # Luigi logs failures of complete() and requires() with the traceback already formatted.
+    lines = str(record.msg).strip().splitlines()
+    match = _TRACEBACK_LAST_LINE.match(lines[-1]) if len(lines) > 1 else None
+    if match and issubclass(getattr(sys.modules[__name__], match.group(1), object), PipelineError):
+        return match.group(2)
+    return None
 
 
 class OneLineErrors(logging.Filter):
@@ -62,22 +75,23 @@ class OneLineErrors(logging.Filter):
         error = _pipeline_error(record)
         if error is None:
             return True
-        headline = str(record.msg).split("\n", 1)[0]
-        if record.args:
-            try:
-                headline = headline % record.args
-            except (TypeError, ValueError):
-                pass
-        headline = headline.rstrip(":").replace(" or any dependencies due to error in", " because of")
-        record.msg = "%s: %s"
-        record.args = (" ".join(headline.split()), error)
+        headline = record.getMessage().split("\n", 1)[0].rstrip(":")
+        headline = _WILL_NOT_RUN.sub(r"Cannot run \1", headline)
+        record.msg, record.args = "%s: %s", (" ".join(headline.split()), error)
         record.levelno, record.levelname = logging.ERROR, "ERROR"
-        record.exc_info = None
-        record.exc_text = None
+        record.exc_info = record.exc_text = None
         return True
 
 
 def install_log_filter() -> None:
-    logger = logging.getLogger("luigi-interface")
-    if not any(isinstance(f, OneLineErrors) for f in logger.filters):
-        logger.addFilter(OneLineErrors())
+    """One-line errors in Luigi's log, and the pipeline's own progress lines beside Luigi's."""
+    luigi_logger = logging.getLogger("luigi-interface")
+    if not any(isinstance(f, OneLineErrors) for f in luigi_logger.filters):
+        luigi_logger.addFilter(OneLineErrors())
+    own = logging.getLogger("pipeline")
+    if not own.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        own.addHandler(handler)
+        own.setLevel(logging.INFO)
+        own.propagate = False

@@ -46,7 +46,7 @@ def _sensors(rng: random.Random) -> tuple[list[str], list[str]]:
         if 5 <= counts[i] + step <= 29:
             counts[i] += step
     departments = [_word(rng, 32) for _ in range(100)]
-    dept_col = [d for d, c in zip(departments, counts) for _ in range(c)]
+    dept_col = [d for d, c in zip(departments, counts, strict=True) for _ in range(c)]
     serials = [_word(rng, 64) for _ in range(SENSORS)]
     return dept_col, serials
 

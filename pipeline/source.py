@@ -115,7 +115,7 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         footers = list(pool.map(_footer, [root / f.name for f in files]))
     first_schema = _describe(footers[0][1])
-    for f, (_, schema) in zip(files, footers):
+    for f, (_, schema) in zip(files, footers, strict=True):
         described = _describe(schema)
         if described != first_schema:
             raise SourceError(_schema_difference(files[0].name, first_schema, f.name, described, source))
@@ -144,7 +144,7 @@ def _schema_difference(a: str, sa: list, b: str, sb: list, source: str) -> str:
     def show(cols: list) -> str:
         return ", ".join(f"{n} {t}" for n, t in cols) or "no columns"
 
-    for ca, cb in zip(sa, sb):
+    for ca, cb in zip(sa, sb, strict=False):
         if ca != cb:
             return (f"Parquet files in {source!r} have different schemas: {b!r} has column "
                     f"{cb[0]!r} {cb[1]} where {a!r} has {ca[0]!r} {ca[1]}")

@@ -125,9 +125,12 @@ class ExportCsvChunks(LoadTask):
 
         export_chunks(plan, tmp, progress)
         write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))])
-        if self.chunk_set.exists():
-            shutil.rmtree(self.chunk_set)
-        os.rename(tmp, self.chunk_set)
+        try:
+            os.rename(tmp, self.chunk_set)
+        except OSError:  # another process published the same (deterministic) chunk set first: keep it
+            if not self.output().exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
         self.report(f"{len(plan.chunks)} chunks · {_fmt(plan.total_rows)} rows · "
                     f"{time.monotonic() - started:.1f} s", 100)
 

@@ -1,0 +1,124 @@
+"""Helpers shared by the tests: run the real CLI, build Parquet folders, compare a table with its source."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+REPO = Path(__file__).resolve().parent.parent
+LUIGI = str(Path(sys.executable).with_name("luigi"))
+
+
+def run_luigi(env: dict, *args: str, kill_at: str | None = None, scheduler_port: int | None = None,
+              timeout: int = 300) -> subprocess.CompletedProcess:
+    """``luigi --module pipeline ARGS`` from the repository root, in its own process group, on the local
+    scheduler unless ``scheduler_port`` names a luigid on 127.0.0.1."""
+    run_env = dict(env)
+    if kill_at:
+        run_env["PIPELINE_KILL_AT"] = kill_at
+    scheduler = (["--scheduler-host", "127.0.0.1", "--scheduler-port", str(scheduler_port)] if scheduler_port
+                 else ["--local-scheduler"])
+    cmd = [LUIGI, "--module", "pipeline", *args, *scheduler]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"luigi timed out after {timeout} s:\n{out}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+def ingest(env: dict, source: Path, table: str, chunk_rows: int, *extra: str, **kw) -> subprocess.CompletedProcess:
+    return run_luigi(env, "IngestTable", "--table", table, "--source", str(source),
+                     "--chunk-rows", str(chunk_rows), *extra, **kw)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stdout[-6000:]}"
+    return result.stdout
+
+
+def query(dsn: str, statement, params=None) -> list[tuple]:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def table_exists(dsn: str, schema: str, name: str) -> bool:
+    return bool(query(dsn, "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s", (schema, name)))
+
+
+def _normal(value):
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def source_rows(folder: Path) -> tuple[list[str], Counter]:
+    tables = [pq.read_table(p) for p in sorted(folder.iterdir()) if not p.name.startswith((".", "_"))]
+    columns = tables[0].column_names
+    rows: Counter = Counter()
+    for t in tables:
+        rows.update(tuple(_normal(v) for v in row.values()) for row in t.to_pylist())
+    return columns, rows
+
+
+def assert_table_matches(dsn: str, schema: str, name: str, folder: Path) -> None:
+    """The loaded table holds exactly the source's rows, value by value (as a multiset)."""
+    columns, expected = source_rows(folder)
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, name)))
+            loaded_columns = [d.name for d in cur.description]
+            loaded = Counter(tuple(_normal(v) for v in row) for row in cur.fetchall())
+    finally:
+        conn.close()
+    assert loaded_columns == columns
+    missing, extra = expected - loaded, loaded - expected
+    assert not missing and not extra, f"missing rows: {list(missing)[:5]}; unexpected rows: {list(extra)[:5]}"
+    assert sum(loaded.values()) == sum(expected.values())
+
+
+AWKWARD = [
+    'plain', '', None, ' leading', 'trailing ', '  both  ', 'a "quoted" word', '"', '""', 'comma, inside',
+    'line\nfeed', 'carriage\rreturn', 'crlf\r\nend', '\ttab\t', 'back\\slash', '\\N', 'NULL', 'null', 'N',
+    'unicode: é ñ 中文 😀 \u200b \u0301', "semi;colon 'single'", ',', '\n', '\r\n', ' ', '\\', '\\.',
+]
+
+
+def write_awkward(folder: Path, files: int = 3, rows_per_file: int = 400, first: int = 0) -> None:
+    """Files of awkward strings and microsecond timestamps, deterministic."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = dt.datetime(2023, 1, 1, 0, 0, 0)
+    for f in range(first, first + files):
+        ids = list(range(f * rows_per_file, (f + 1) * rows_per_file))
+        text = [AWKWARD[i % len(AWKWARD)] for i in ids]
+        other = [None if i % 7 == 0 else AWKWARD[(i * 5) % len(AWKWARD)] for i in ids]
+        ts = [base + dt.timedelta(seconds=i * 37, microseconds=(i * 999_983) % 1_000_000) for i in ids]
+        tz = [None if i % 11 == 0 else t.replace(tzinfo=dt.timezone.utc) for i, t in zip(ids, ts, strict=True)]
+        table = pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "text": pa.array(text, pa.string()),
+            "other text": pa.array(other, pa.string()),
+            "ts": pa.array(ts, pa.timestamp("us")),
+            "tz": pa.array(tz, pa.timestamp("us", tz="UTC")),
+        })
+        pq.write_table(table, folder / f"part {f:03d}.parquet")

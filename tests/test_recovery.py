@@ -1,0 +1,62 @@
+"""kill -9 at many instants of a load, then a rerun: exactly the source rows, every chunk once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import LUIGI, REPO, assert_table_matches, ingest, ok, query, write_awkward
+
+CHUNKS = 4
+
+
+@pytest.fixture
+def awkward_source(tmp_path):
+    source = tmp_path / "src"
+    write_awkward(source, files=CHUNKS, rows_per_file=300)
+    return source
+
+
+def assert_loaded_once(dsn: str, source) -> None:
+    assert_table_matches(dsn, "crash", "t", source)
+    assert query(dsn, "SELECT count(*), count(DISTINCT chunk), sum(rows) FROM pipeline.chunk_ledger") == [
+        (CHUNKS, CHUNKS, CHUNKS * 300)]
+    leftovers = query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline' "
+                           "AND tablename LIKE 'load\\_%'")
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("point", [
+    "export.chunk:2",          # Spark has written some chunks, the chunk set is not published
+    "copy.before_commit:2",    # inside the second chunk's transaction, COPY done, not committed
+    "copy.after_commit:2",     # second chunk committed with its ledger row, checkpoint not written
+    "copy.done:1",             # between two chunk copies
+    "verify.done",             # verified, not yet published
+    "publish.after_commit",    # published, Luigi never heard of it
+])
+def test_kill_then_rerun_loads_exactly_once(env, awkward_source, point):
+    killed = ingest(env, awkward_source, "crash.t", 300, kill_at=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+    rerun = ok(ingest(env, awkward_source, "crash.t", 300))
+    if point == "copy.after_commit:2":
+        assert "chunk 2/4 is already in the ledger; not loading it again" in rerun
+    assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
+
+
+def test_kill_from_outside_while_spark_exports(env, awkward_source, state_dir):
+    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(awkward_source),
+           "--chunk-rows", "300", "--local-scheduler"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(state_dir.glob("*/*/chunks.tmp-*/chunk-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "export never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    ok(ingest(env, awkward_source, "crash.t", 300))
+    assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
+    assert not list(state_dir.glob("*/*/chunks.tmp-*"))

@@ -1,0 +1,120 @@
+"""End to end through the real CLI, real Spark and a real PostgreSQL: exact content, reruns, replacement."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from helpers import (
+    REPO,
+    assert_table_matches,
+    ingest,
+    ok,
+    query,
+    run_luigi,
+    table_exists,
+    write_awkward,
+)
+
+from pipeline import sample
+
+
+def test_make_run_loads_the_sample_and_prints_a_summary(env):
+    """`make run`'s command: IngestAll over config/ loads data_sample/ into product.product_master."""
+    result = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pipeline", "run", "--local-scheduler"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "product.product_master" in result.stdout
+    assert "rows/s" in result.stdout
+    assert_table_matches(env["PIPELINE_PG_DSN"], "product", "product_master", REPO / "data_sample")
+
+
+def test_awkward_strings_and_microseconds_load_exactly_in_parallel(env, tmp_path):
+    source = tmp_path / "awkward"
+    write_awkward(source, files=4, rows_per_file=500)
+    ok(ingest(env, source, "Odd.Awkward", 700, "--workers", "2"))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "odd", "awkward", source)
+    ledger = query(env["PIPELINE_PG_DSN"], "SELECT count(*), sum(rows) FROM pipeline.chunk_ledger")
+    assert ledger == [(4, 2000)]  # 500-row files packed into chunks of at most 700 rows: one file each
+
+
+def test_rerun_of_a_finished_load_runs_nothing(env, tmp_path):
+    source = tmp_path / "src"
+    sample.generate(source, minutes=2)
+    ok(ingest(env, source, "product.rerun", 2000))
+    again = ok(ingest(env, source, "product.rerun", 2000))
+    assert "Did not run any tasks" in again
+    assert "Starting Spark" not in again
+    assert_table_matches(env["PIPELINE_PG_DSN"], "product", "rerun", source)
+
+
+def test_changed_source_replaces_the_table(env, tmp_path, state_dir):
+    dsn = env["PIPELINE_PG_DSN"]
+    source = tmp_path / "src"
+    sample.generate(source, minutes=2)
+    ok(ingest(env, source, "product.changing", 2000))
+    sample.generate(source, minutes=1, first=2)  # a file added
+    ok(ingest(env, source, "product.changing", 2000))
+    assert_table_matches(dsn, "product", "changing", source)
+    (source / sample.file_name(0)).unlink()  # a file removed
+    ok(ingest(env, source, "product.changing", 2000))
+    assert_table_matches(dsn, "product", "changing", source)
+    assert query(dsn, "SELECT count(*) FROM pipeline.loads") == [(1,)]
+    assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'load\\_%'") \
+        == [(0,)]
+    load_dirs = [p for p in state_dir.iterdir() if p.name.startswith("product.changing")]
+    assert len(load_dirs) == 1 and len(list(load_dirs[0].iterdir())) == 1
+
+
+def test_failed_verification_publishes_nothing(env, tmp_path):
+    dsn = env["PIPELINE_PG_DSN"]
+    source = tmp_path / "src"
+    sample.generate(source, minutes=2)
+    ok(ingest(env, source, "product.checked", 2000))
+    sample.generate(source, minutes=1, first=2)
+    # Stop after every chunk is copied, tamper with the staging table, then let verification run.
+    killed = ingest(env, source, "product.checked", 2000, kill_at="copy.done:3")
+    assert killed.returncode == -9
+    (staging,) = query(dsn, "SELECT load_id FROM pipeline.loads WHERE published_at IS NULL")[0]
+    query(dsn, f"DELETE FROM pipeline.load_{staging} WHERE ctid IN (SELECT ctid FROM pipeline.load_{staging} "
+               "LIMIT 1)")
+    failed = ingest(env, source, "product.checked", 2000)
+    assert failed.returncode != 0
+    assert "does not verify: the source has 5,742 rows, the chunk manifest 5,742, PostgreSQL 5,741" in failed.stdout
+    assert "Traceback" not in failed.stdout
+    (source / sample.file_name(2)).rename(tmp_path / "aside.parquet")
+    assert_table_matches(dsn, "product", "checked", source)  # still the first load's rows
+
+
+def test_ingest_all_loads_every_configured_table(env, tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    first, second = tmp_path / "one", tmp_path / "two"
+    sample.generate(first, minutes=1)
+    write_awkward(second, files=2, rows_per_file=50)
+    (config / "a.toml").write_text(f'[[tables]]\ntable = "one.t"\nsource = "{first}"\n')
+    (config / "b.toml").write_text(f'[[tables]]\ntable = "two.t"\nsource = "{second}"\nchunk_rows = 60\n')
+    ok(run_luigi(env, "IngestAll", "--pipeline-config-dir", str(config)))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "one", "t", first)
+    assert_table_matches(env["PIPELINE_PG_DSN"], "two", "t", second)
+    assert not table_exists(env["PIPELINE_PG_DSN"], "product", "product_master")
+    shutil.rmtree(second)
+
+
+def test_load_through_a_running_luigid(env, tmp_path, luigid):
+    import json
+    import urllib.parse
+    import urllib.request
+
+    source = tmp_path / "src"
+    write_awkward(source, files=3, rows_per_file=100)
+    ok(run_luigi(env, "IngestTable", "--table", "via.luigid", "--source", str(source), "--chunk-rows", "100",
+                 "--workers", "2", scheduler_port=luigid))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "via", "luigid", source)
+    url = f"http://127.0.0.1:{luigid}/api/task_list?data=" + urllib.parse.quote(json.dumps({"status": "DONE"}))
+    done = json.load(urllib.request.urlopen(url))["response"]
+    families = {task["name"] for task in done.values()}
+    assert families == {"IngestTable", "PublishTable", "VerifyRowCount", "CopyChunkToPostgres", "ExportCsvChunks",
+                        "SparkReadParquet"}
+    assert sum(task["name"] == "CopyChunkToPostgres" for task in done.values()) == 3
+    assert all(env["PIPELINE_PG_DSN"] not in json.dumps(task) for task in done.values())
