@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 run: install ## load every table in config/ (the sample by default) and print rows, seconds, rows/s
 	$(PY) -m pipeline run
 
+status: install ## show each configured table's load: chunks, rows, elapsed, ETA (works during a load)
+	$(PY) -m pipeline status
+
 test: install ## ruff, then the test suite against a throwaway PostgreSQL and real Spark
 	$(VENV)/bin/ruff check pipeline tests
 	$(VENV)/bin/pytest
@@ -38,4 +41,4 @@ clean: ## remove the state directory (chunks, checkpoints, the embedded database
 	-$(PY) -m pipeline.localpg stop
 	rm -rf .state
 
-.PHONY: help install run test sample lint pg-stop clean
+.PHONY: help install run status test sample lint pg-stop clean

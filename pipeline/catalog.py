@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import tomllib
 
-from . import settings
+from . import settings, source
 from .errors import ConfigError
+from .layout import Load
 from .naming import TableName
 
 _KEYS = {"table": str, "source": str, "chunk_rows": int}
@@ -77,3 +79,16 @@ def _read(path: Path) -> list[TableSpec]:
             raise ConfigError(f"{where}: 'chunk_rows' must be positive")
         specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows))
     return specs
+
+
+def current_load(table: str, folder: str = "", chunk_rows: int = 0) -> Load:
+    """The load that would bring ``table`` up to date with its source folder as it is now.
+
+    Without a folder, the table's entry in config/ gives it (and its chunk size)."""
+    table = str(TableName.parse(table))
+    if not folder:
+        spec = find(table)
+        folder, chunk_rows = spec.source, chunk_rows or spec.chunk_rows
+    folder = os.path.abspath(folder)
+    files = source.list_files(folder)
+    return Load(table, folder, chunk_rows or settings.pipeline().chunk_rows, source.fingerprint(files))

@@ -1,4 +1,5 @@
-"""``python -m pipeline run``: load every table in config/ and print what was loaded.
+"""``python -m pipeline run``: load every table in config/ and print what was loaded;
+``python -m pipeline status``: where each table's load stands.
 
 It schedules ``IngestAll`` on the luigid at [core] default_scheduler_host/port when one
 answers there, on the local scheduler otherwise, and exits non-zero if anything failed.
@@ -70,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="load every table declared in config/ and print a summary")
     p_run.add_argument("--workers", type=int, default=2, help="Luigi workers (parallel chunk copies)")
     p_run.add_argument("--local-scheduler", action="store_true", help="do not use a running luigid")
+    sub.add_parser("status", help="where each configured table's load stands (chunks, rows, elapsed, ETA)")
     args = parser.parse_args(argv)
     settings.state_dir().mkdir(parents=True, exist_ok=True)
+    if args.command == "status":
+        return show_status()
     return run(args)
+
+
+def show_status() -> int:
+    from .status import render, status
+
+    try:
+        print(render(status()))
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

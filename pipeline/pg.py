@@ -13,16 +13,18 @@ State lives in one schema (``[postgres] state_schema``, default ``pipeline``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from . import faults, settings
+from . import faults, settings, verify
 from .chunks import Chunk
 from .errors import ChunkAlreadyLoaded, DatabaseError, TransientDatabaseError, VerificationError
 from .naming import TableName
@@ -30,7 +32,10 @@ from .source import Plan
 from .typemap import Column
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _TRANSIENT_CODES = ("08", "57P01", "57P02", "57P03", "53300")
+_TERMINAL_CONNECT_ERRORS = ("authentication failed", "does not exist", "permission denied", "no pg_hba.conf entry",
+                            "invalid", "unsupported")
 _state_ready: set[str] = set()
 
 
@@ -69,11 +74,34 @@ def connect() -> psycopg2.extensions.connection:
         )
     except psycopg2.Error as exc:
         reason = settings.redact(str(exc).strip().split("\n")[0])
-        raise TransientDatabaseError(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}") from exc
+        terminal = any(phrase in reason for phrase in _TERMINAL_CONNECT_ERRORS)
+        kind = DatabaseError if terminal else TransientDatabaseError
+        raise kind(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}") from exc
     if dsn not in _state_ready:
         _create_state_schema(conn)
         _state_ready.add(dsn)
     return conn
+
+
+def with_retries(work: Callable[[psycopg2.extensions.connection], T], doing: str) -> T:
+    """Run ``work`` on a fresh connection, again on a transient failure (connection lost, server
+    restarting), at most ``[postgres] retries`` more times. ``work`` must be safe to repeat:
+    every unit of it is one transaction."""
+    cfg = settings.postgres()
+    for attempt in range(cfg.retries + 1):
+        try:
+            conn = connect()
+            try:
+                return work(conn)
+            finally:
+                conn.close()
+        except TransientDatabaseError as exc:
+            if attempt == cfg.retries:
+                raise
+            delay = cfg.retry_delay_s * 2**attempt
+            log.warning("%s: %s; retrying in %.0f s (%d/%d)", doing, exc, delay, attempt + 1, cfg.retries)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -85,7 +113,10 @@ def transaction(conn, doing: str) -> Iterator[psycopg2.extensions.cursor]:
         conn.commit()
     except BaseException as exc:
         if not conn.closed:
-            conn.rollback()
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                pass  # the connection is gone; the server rolls the transaction back
         if isinstance(exc, psycopg2.Error):
             raise _translate(exc, doing) from exc
         raise
@@ -130,14 +161,21 @@ def staging_table(load_id: str) -> sql.Identifier:
     return _state(f"load_{load_id}")
 
 
-def ensure_staging(conn, plan: Plan, chunks: int) -> None:
-    """Create the load's staging table and its ``loads`` row, once, whoever comes first."""
+def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
+    """Create the load's staging table and its ``loads`` row, once, whoever comes first.
+
+    Returns False, creating nothing, when another process has already published this load."""
     target = TableName.parse(plan.table)
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in plan.columns
     )
     with transaction(conn, f"creating the staging table of {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan.load_id,))
+        cur.execute(sql.SQL("SELECT published_at IS NOT NULL FROM {} WHERE load_id = %s").format(_state("loads")),
+                    (plan.load_id,))
+        row = cur.fetchone()
+        if row and row[0]:
+            return False
         cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(staging_table(plan.load_id), columns))
         cur.execute(
             sql.SQL("""INSERT INTO {} (load_id, target_schema, target_table, source, expected_rows, chunks)
@@ -145,6 +183,7 @@ def ensure_staging(conn, plan: Plan, chunks: int) -> None:
                 _state("loads")),
             (plan.load_id, target.schema, target.name, plan.source, plan.total_rows, chunks),
         )
+    return True
 
 
 def copy_statement(table: sql.Composable, columns: list[Column]) -> sql.Composed:
@@ -186,24 +225,41 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
         faults.point("copy.before_commit")
 
 
-def load_counts(conn, load_id: str) -> tuple[int, int, int]:
-    """(rows in the staging table, rows recorded in the ledger, chunks in the ledger)."""
-    with transaction(conn, f"counting the rows of load {load_id}") as cur:
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(staging_table(load_id)))
-        staged = cur.fetchone()[0]
+def load_stats(conn, plan: Plan) -> tuple[dict, int, int]:
+    """(content statistics of the staging table (see ``verify``), rows in the ledger, chunks in the ledger)."""
+    with transaction(conn, f"verifying the rows of {plan.table}") as cur:
+        stats = verify.pg_stats(cur, staging_table(plan.load_id), plan.columns)
         cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
-            _state("chunk_ledger")), (load_id,))
+            _state("chunk_ledger")), (plan.load_id,))
         ledger_rows, ledger_chunks = cur.fetchone()
-    return staged, int(ledger_rows), ledger_chunks
+    return stats, int(ledger_rows), ledger_chunks
+
+
+def ledger_progress(conn, load_id: str) -> tuple[int, int]:
+    """(chunks, rows) the ledger records for a load."""
+    with transaction(conn, f"reading the ledger of load {load_id}") as cur:
+        cur.execute(sql.SQL("SELECT count(*), coalesce(sum(rows), 0) FROM {} WHERE load_id = %s").format(
+            _state("chunk_ledger")), (load_id,))
+        chunks, rows = cur.fetchone()
+    return chunks, int(rows)
+
+
+def _published_row(cur, table: TableName) -> tuple[str, int] | None:
+    cur.execute(sql.SQL("SELECT load_id, rows FROM {} WHERE target_schema = %s AND target_table = %s").format(
+        _state("published")), table)
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _published_load_id(cur, table: TableName) -> str | None:
+    row = _published_row(cur, table)
+    return row[0] if row else None
 
 
 def published_info(conn, table: TableName) -> tuple[str, int] | None:
     """(load id, rows) of the load the target table holds, or None before its first load."""
     with transaction(conn, f"reading which load {table} holds") as cur:
-        cur.execute(sql.SQL("SELECT load_id, rows FROM {} WHERE target_schema = %s AND target_table = %s").format(
-            _state("published")), table)
-        row = cur.fetchone()
-    return (row[0], row[1]) if row else None
+        return _published_row(cur, table)
 
 
 def publish(conn, plan: Plan) -> None:
@@ -212,6 +268,9 @@ def publish(conn, plan: Plan) -> None:
     stage_name = f"load_{plan.load_id}"
     with transaction(conn, f"publishing {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
+        if _published_load_id(cur, target) == plan.load_id:
+            log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
+            return
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
         cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(

@@ -28,6 +28,10 @@ class postgres(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg se
         default=4 << 20, description="Read size used to stream a chunk file into COPY."
     )
     connect_timeout = luigi.IntParameter(default=10, description="Seconds to wait for a connection.")
+    retries = luigi.IntParameter(
+        default=3, description="Retries of a chunk copy, verification or publish after a transient failure."
+    )
+    retry_delay_s = luigi.FloatParameter(default=2.0, description="First retry delay; doubles on each retry.")
 
 
 class pipeline(luigi.Config):  # noqa: N801

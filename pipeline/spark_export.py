@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import faults, settings
+from . import faults, settings, verify
 from .chunks import Chunk
 from .errors import ExportError
 from .source import Plan
@@ -46,8 +46,12 @@ def session():
                 .config("spark.driver.memory", cfg.driver_memory)
                 .config("spark.driver.extraJavaOptions", java_opts)
                 .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+                # Dates and timestamps are proleptic Gregorian in Arrow and PostgreSQL: never "rebase" them.
+                .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
+                .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
                 .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "1000000")
                 .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
             )
@@ -70,16 +74,9 @@ def csv_value(column: Column):
     from pyspark.sql import functions as F
 
     c = _col(column.name)
+    value = verify.spark_canonical(column, c)
     if column.kind == "text":
-        value = F.concat(F.lit('"'), F.replace(c, F.lit('"'), F.lit('""')), F.lit('"'))
-    elif column.kind == "bytea":
-        value = F.concat(F.lit("\\x"), F.hex(c))
-    elif column.kind == "timestamptz":
-        value = F.concat(c.cast("timestamp").cast("string"), F.lit("+00"))
-    elif column.kind == "timestamp":
-        value = c.cast("timestamp_ntz").cast("string")
-    else:  # plain, date: Spark's own string form is PostgreSQL's input form
-        value = c.cast("string")
+        value = F.concat(F.lit('"'), F.replace(value, F.lit('"'), F.lit('""')), F.lit('"'))
     return F.when(c.isNull(), F.lit("")).otherwise(value)
 
 
@@ -97,11 +94,17 @@ def _hadoop_path(path: str) -> str:
     return "file://" + _GLOB.sub(r"\\\1", path)
 
 
-def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -> None:
-    """Write every chunk of ``plan`` as CSV into ``out/chunk-NNNNN/``, several Spark jobs at a time."""
+def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -> list[dict]:
+    """Write every chunk of ``plan`` as CSV into ``out/chunk-NNNNN/``, several Spark jobs at a time.
+
+    Returns each chunk's source statistics (see ``verify``), observed during its write."""
+    from pyspark.sql import Observation
+
     spark = session()
     line = csv_line(plan.columns)
+    aggregates = verify.spark_aggregates(plan.columns, _col)
     total = len(plan.chunks)
+    stats: list[dict] = [{} for _ in range(total)]
     done = 0
     done_lock = threading.Lock()
 
@@ -109,11 +112,12 @@ def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -
         nonlocal done
         chunk = Chunk(plan.load_id, index)
         paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
+        observation = Observation(f"chunk{index}")
         spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
         try:
-            spark.read.parquet(*paths).select(line).write.option("compression", "none").text(
-                str(out / chunk.dirname)
-            )
+            frame = spark.read.parquet(*paths).observe(observation, *aggregates)
+            frame.select(line).write.option("compression", "none").text(str(out / chunk.dirname))
+            stats[index] = verify.normalise(observation.get)
         except Exception as exc:
             raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc
         with done_lock:
@@ -125,6 +129,7 @@ def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(write, i) for i in range(total)]:
             future.result()
+    return stats
 
 
 def _first_line(exc: Exception) -> str:

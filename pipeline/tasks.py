@@ -11,7 +11,6 @@ fingerprint, hence every task id, hence makes a new load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import luigi
 
-from . import catalog, faults, pg, settings, source
+from . import catalog, faults, pg, source, verify
 from .chunks import Chunk, read_manifest, write_manifest
 from .errors import ChunkAlreadyLoaded, PipelineError, VerificationError
+from .layout import Load
 from .naming import TableName
 
 log = logging.getLogger(__name__)
-MAPPING_VERSION = "1"
 
 # Parameter order is creation order; it is the order a task shows its parameters in logs and the visualiser.
 _TABLE = luigi.Parameter(description="Target table, schema.table")
@@ -53,24 +52,26 @@ class LoadTask(luigi.Task):
 
     @property
     def load_params(self) -> dict:
-        return {"table": self.table, "source": self.source, "chunk_rows": self.chunk_rows,
-                "fingerprint": self.fingerprint}
+        return self.load._asdict()
 
     @cached_property
+    def load(self) -> Load:
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint)
+
+    @property
     def load_id(self) -> str:
-        key = "\0".join([MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint])
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.load.load_id
 
     @property
     def load_dir(self) -> Path:
-        return settings.state_dir() / TableName.parse(self.table).slug() / self.load_id
+        return self.load.folder
 
     @property
     def chunk_set(self) -> Path:
-        return self.load_dir / "chunks"
+        return self.load.chunk_set
 
     def plan(self) -> source.Plan:
-        return source.Plan.from_json((self.load_dir / "plan.json").read_text())
+        return source.Plan.from_json(self.load.plan_file.read_text())
 
     def report(self, message: str, percent: float | None = None) -> None:
         """Progress for the visualiser (only inside a worker) and the log."""
@@ -90,7 +91,7 @@ class SparkReadParquet(LoadTask):
     """Plan the load: files, row counts and schema from the Parquet footers; the chunks."""
 
     def output(self):
-        return luigi.LocalTarget(self.load_dir / "plan.json")
+        return luigi.LocalTarget(self.load.plan_file)
 
     def run(self):
         plan = source.make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows)
@@ -123,8 +124,8 @@ class ExportCsvChunks(LoadTask):
         def progress(done: int, total: int) -> None:
             self.report(f"exported chunk {done}/{total} · {time.monotonic() - started:.1f} s", 100 * done / total)
 
-        export_chunks(plan, tmp, progress)
-        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))])
+        stats = export_chunks(plan, tmp, progress)
+        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))], stats)
         try:
             os.rename(tmp, self.chunk_set)
         except OSError:  # another process published the same (deterministic) chunk set first: keep it
@@ -144,7 +145,7 @@ class CopyChunkToPostgres(LoadTask):
         return ExportCsvChunks(**self.load_params)
 
     def output(self):
-        return luigi.LocalTarget(self.load_dir / "copied" / f"{Chunk(self.load_id, self.chunk).dirname}.json")
+        return luigi.LocalTarget(self.load.copied_file(Chunk(self.load_id, self.chunk).dirname))
 
     def run(self):
         plan = self.plan()
@@ -152,19 +153,21 @@ class CopyChunkToPostgres(LoadTask):
         rows = plan.chunk_rows(self.chunk)
         label = f"chunk {self.chunk + 1}/{len(plan.chunks)}"
         started = time.monotonic()
-        conn = pg.connect()
-        try:
-            pg.ensure_staging(conn, plan, len(plan.chunks))
+
+        def copy(conn) -> None:
+            if not pg.ensure_staging(conn, plan, len(plan.chunks)):
+                self.report(f"{label}: the load was already published by another process")
+                return
             if pg.chunk_in_ledger(conn, chunk):
                 self.report(f"{label} is already in the ledger; not loading it again")
-            else:
-                self.report(f"{label} · copying {_fmt(rows)} rows", 0)
-                try:
-                    pg.copy_chunk(conn, plan, chunk, chunk.files(self.chunk_set), rows)
-                except ChunkAlreadyLoaded as exc:
-                    self.report(f"{label}: {exc}; keeping that copy")
-        finally:
-            conn.close()
+                return
+            self.report(f"{label} · copying {_fmt(rows)} rows", 0)
+            try:
+                pg.copy_chunk(conn, plan, chunk, chunk.files(self.chunk_set), rows)
+            except ChunkAlreadyLoaded as exc:
+                self.report(f"{label}: {exc}; keeping that copy")
+
+        pg.with_retries(copy, f"loading {label} of {self.table}")
         faults.point("copy.after_commit")
         seconds = time.monotonic() - started
         with self.output().open("w") as f:
@@ -174,13 +177,14 @@ class CopyChunkToPostgres(LoadTask):
 
 
 class VerifyRowCount(LoadTask):
-    """Load every chunk, then prove source rows = manifest rows = rows in PostgreSQL."""
+    """Load every chunk, then prove source rows = manifest rows = rows in PostgreSQL, and that every
+    column's content statistics match those Spark observed in the source (see ``verify``)."""
 
     def requires(self):
         return ExportCsvChunks(**self.load_params)
 
     def output(self):
-        return luigi.LocalTarget(self.load_dir / "verified.json")
+        return luigi.LocalTarget(self.load.verified_file)
 
     def run(self):
         manifest = read_manifest(self.chunk_set)
@@ -189,20 +193,35 @@ class VerifyRowCount(LoadTask):
         self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
         yield chunks
         plan = self.plan()
-        conn = pg.connect()
-        try:
-            staged, ledger_rows, ledger_chunks = pg.load_counts(conn, self.load_id)
-        finally:
-            conn.close()
-        counts = (plan.total_rows, manifest["rows"], staged)
-        if len(set(counts)) != 1 or ledger_rows != staged or ledger_chunks != len(chunks):
+        self.report(f"verifying {_fmt(plan.total_rows)} rows", 0)
+
+        def measure(conn) -> tuple[dict, int, int] | None:
+            published = pg.published_info(conn, TableName.parse(self.table))
+            if published and published[0] == self.load_id:
+                return None
+            return pg.load_stats(conn, plan)
+
+        found = pg.with_retries(measure, f"verifying {self.table}")
+        if found is None:
+            self.report("the load was already verified and published by another process", 100)
+            with self.output().open("w") as f:
+                json.dump({"published_by_another_process": True}, f)
+            return
+        loaded, ledger_rows, ledger_chunks = found
+        counts = (plan.total_rows, manifest["rows"], loaded["rows"])
+        if len(set(counts)) != 1 or ledger_rows != loaded["rows"] or ledger_chunks != len(chunks):
             raise VerificationError(
                 f"{self.table} does not verify: the source has {_fmt(counts[0])} rows, the chunk manifest "
                 f"{_fmt(counts[1])}, PostgreSQL {_fmt(counts[2])} (ledger: {_fmt(ledger_rows)} rows in "
                 f"{ledger_chunks} of {len(chunks)} chunks); nothing was published")
+        source_stats = verify.combine([c["stats"] for c in manifest["chunks"]])
+        problems = verify.differences(plan.columns, source_stats, loaded)
+        if problems:
+            raise VerificationError(f"{self.table} does not verify: {'; '.join(problems)}; nothing was published")
         with self.output().open("w") as f:
-            json.dump({"source_rows": counts[0], "manifest_rows": counts[1], "loaded_rows": staged}, f)
-        self.report(f"verified {_fmt(staged)} rows in {len(chunks)} chunks", 100)
+            json.dump({"source_rows": counts[0], "manifest_rows": counts[1], "source": source_stats,
+                       "loaded": loaded}, f, indent=1)
+        self.report(f"verified {_fmt(loaded['rows'])} rows in {len(chunks)} chunks: counts and checksums match", 100)
         faults.point("verify.done")
 
 
@@ -222,13 +241,9 @@ class PublishTable(LoadTask):
 
     def run(self):
         plan = self.plan()
-        conn = pg.connect()
-        try:
-            pg.publish(conn, plan)
-        finally:
-            conn.close()
+        pg.with_retries(lambda conn: pg.publish(conn, plan), f"publishing {self.table}")
         self.report(f"published {_fmt(plan.total_rows)} rows", 100)
-        for other in self.load_dir.parent.iterdir():
+        for other in self.load.table_dir.iterdir():
             if other != self.load_dir:
                 shutil.rmtree(other, ignore_errors=True)
         shutil.rmtree(self.chunk_set, ignore_errors=True)
@@ -245,15 +260,7 @@ class IngestTable(luigi.WrapperTask):
 
     @cached_property
     def _publish(self) -> PublishTable:
-        table = str(TableName.parse(self.table))
-        folder, chunk_rows = self.source, self.chunk_rows
-        if not folder:
-            spec = catalog.find(table)
-            folder, chunk_rows = spec.source, chunk_rows or spec.chunk_rows
-        folder = os.path.abspath(folder)
-        files = source.list_files(folder)
-        return PublishTable(table=table, source=folder, chunk_rows=chunk_rows or settings.pipeline().chunk_rows,
-                            fingerprint=source.fingerprint(files))
+        return PublishTable(**catalog.current_load(self.table, self.source, self.chunk_rows)._asdict())
 
     def requires(self):
         return self._publish

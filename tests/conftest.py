@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -20,20 +21,33 @@ from pipeline import localpg
 REPO = Path(__file__).resolve().parent.parent
 
 
+@contextmanager
+def throwaway_server():
+    """A PostgreSQL server of its own in a temporary folder the server's OS user can reach."""
+    base = Path(tempfile.mkdtemp(prefix="pipeline-test-pg-"))
+    base.chmod(0o755)
+    datadir = base / "data"
+    try:
+        yield localpg.start(datadir, durable=False), datadir
+    finally:
+        localpg.stop(datadir)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn():
     if os.environ.get("PIPELINE_TEST_DSN"):
         yield os.environ["PIPELINE_TEST_DSN"]
         return
-    base = Path(tempfile.mkdtemp(prefix="pipeline-test-pg-"))
-    base.chmod(0o755)
-    datadir = base / "data"
-    dsn = localpg.start(datadir, durable=False)
-    try:
+    with throwaway_server() as (dsn, _):
         yield dsn
-    finally:
-        localpg.stop(datadir)
-        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def own_server():
+    """(dsn, datadir) of a server for this test alone, e.g. to restart it."""
+    with throwaway_server() as server:
+        yield server
 
 
 @pytest.fixture

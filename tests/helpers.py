@@ -66,8 +66,11 @@ def table_exists(dsn: str, schema: str, name: str) -> bool:
 
 
 def _normal(value):
+    """One comparable form for values from pyarrow and from psycopg2."""
     if isinstance(value, memoryview):
         return bytes(value)
+    if isinstance(value, float):
+        return ("float", repr(value))  # keeps NaN equal to NaN and -0.0 apart from 0.0
     return value
 
 
@@ -86,7 +89,13 @@ def assert_table_matches(dsn: str, schema: str, name: str, folder: Path) -> None
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, name)))
+            cur.execute("SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass "
+                        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                        (sql.Identifier(schema, name).as_string(conn),))
+            # real is read widened to double precision, exactly as pyarrow widens float32
+            select = [sql.SQL("{}::float8" if t == "real" else "{}").format(sql.Identifier(n))
+                      for n, t in cur.fetchall()]
+            cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), sql.Identifier(schema, name)))
             loaded_columns = [d.name for d in cur.description]
             loaded = Counter(tuple(_normal(v) for v in row) for row in cur.fetchall())
     finally:

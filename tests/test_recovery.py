@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import psycopg2
 import pytest
 from helpers import LUIGI, REPO, assert_table_matches, ingest, ok, query, write_awkward
 
@@ -60,3 +61,45 @@ def test_kill_from_outside_while_spark_exports(env, awkward_source, state_dir):
     ok(ingest(env, awkward_source, "crash.t", 300))
     assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
     assert not list(state_dir.glob("*/*/chunks.tmp-*"))
+
+
+def test_postgres_restart_while_chunks_copy(tmp_path, state_dir, own_server):
+    """A server restart mid-load: transient failures are retried and the load completes exactly once."""
+    from pipeline import localpg
+
+    dsn, datadir = own_server
+    source = tmp_path / "src"
+    write_awkward(source, files=30, rows_per_file=50)
+    env = {**os.environ, "PIPELINE_PG_DSN": dsn, "PIPELINE_STATE_DIR": str(state_dir)}
+    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(source),
+           "--chunk-rows", "50", "--local-scheduler", "--postgres-retry-delay-s", "0.5"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(state_dir.glob("*/*/copied/*.json"))) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, "copying never started"
+        time.sleep(0.02)
+    localpg.stop(datadir)
+    time.sleep(1)
+    localpg.start(datadir, port=int(psycopg2.extensions.parse_dsn(dsn)["port"]), durable=False)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-5000:]
+    assert "retrying in" in out
+    assert_table_matches(dsn, "crash", "t", source)
+    assert query(dsn, "SELECT count(*), count(DISTINCT chunk) FROM pipeline.chunk_ledger") == [(30, 30)]
+
+
+def test_two_runs_of_the_same_load_at_once(env, awkward_source):
+    """Two `luigi --local-scheduler` processes on one load: the ledger, not luck, keeps every chunk single.
+
+    (--no-lock: by default Luigi's own pid lock stops the second identical command at once.)"""
+    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(awkward_source),
+           "--chunk-rows", "300", "--local-scheduler", "--no-lock"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
+    said = "".join(outputs)
+    assert ("already loaded by another process" in said or "already in the ledger" in said
+            or "already published by another process" in said)

@@ -1,0 +1,99 @@
+"""Every supported Parquet type round-trips exactly; the content checksum catches a changed value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import assert_table_matches, ingest, ok, query, write_awkward
+
+from pipeline.errors import UnsupportedTypeError
+from pipeline.typemap import pg_column
+
+UTC = dt.timezone.utc
+
+
+def matrix() -> pa.Table:
+    """Each column: edge values and a NULL."""
+    f32 = [0.1, -0.0, math.inf, -math.inf, math.nan, 3.4028234663852886e38, 1.401298464324817e-45, None]
+    f64 = [0.1, -0.0, math.inf, -math.inf, math.nan, 1.7976931348623157e308, 5e-324, None]
+    n = len(f64)
+
+    def pad(values):
+        return (values * n)[:n - 1] + [None]
+
+    columns = {
+        "bool": pa.array(pad([True, False]), pa.bool_()),
+        "int8": pa.array(pad([-128, 127, 0]), pa.int8()),
+        "int16": pa.array(pad([-32768, 32767]), pa.int16()),
+        "int32": pa.array(pad([-2**31, 2**31 - 1]), pa.int32()),
+        "int64": pa.array(pad([-2**63, 2**63 - 1]), pa.int64()),
+        "uint8": pa.array(pad([0, 255]), pa.uint8()),
+        "uint16": pa.array(pad([0, 65535]), pa.uint16()),
+        "uint32": pa.array(pad([0, 2**32 - 1]), pa.uint32()),
+        "uint64": pa.array(pad([0, 2**64 - 1]), pa.uint64()),
+        "float32": pa.array(f32, pa.float32()),
+        "float64": pa.array(f64, pa.float64()),
+        "dec5_2": pa.array(pad([Decimal("-999.99"), Decimal("0.01"), Decimal("0.00")]), pa.decimal128(5, 2)),
+        "dec18_6": pa.array(pad([Decimal("123456789012.345678"), Decimal("-0.000001")]), pa.decimal128(18, 6)),
+        "dec38_10": pa.array(pad([Decimal("9" * 28 + "." + "9" * 10), Decimal("0E-10"), Decimal("-1.5")]),
+                             pa.decimal128(38, 10)),
+        "dec38_0": pa.array(pad([Decimal("9" * 38), Decimal("-" + "9" * 38)]), pa.decimal128(38, 0)),
+        "string": pa.array(pad(['a "b", c', "", " x ", "\\N", "NULL", "é😀"]), pa.string()),
+        "large_string": pa.array(pad(["line\nbreak", "tab\t", ""]), pa.large_string()),
+        "dictionary": pa.array(pad(["red", "green", "red"]), pa.string()).dictionary_encode(),
+        "binary": pa.array(pad([b"\x00\x01\xff", b"", b'"q",']), pa.binary()),
+        "large_binary": pa.array(pad([b"\x00" * 5, b"abc"]), pa.large_binary()),
+        "fixed_binary": pa.array(pad([b"\x00\x01\x02\x03", b"abcd"]), pa.binary(4)),
+        "date": pa.array(pad([dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(1970, 1, 1)]), pa.date32()),
+        "ts_s": pa.array(pad([dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59)]), pa.timestamp("s")),
+        "ts_ms": pa.array(pad([dt.datetime(2023, 1, 1, 0, 0, 0, 1000)]), pa.timestamp("ms")),
+        "ts_us": pa.array(pad([dt.datetime(2023, 1, 1, 0, 0, 0, 1), dt.datetime(1582, 10, 4, 23, 59, 59, 999999)]),
+                          pa.timestamp("us")),
+        "tstz_us": pa.array(pad([dt.datetime(2023, 6, 1, 12, 0, 0, 999999, tzinfo=UTC)]), pa.timestamp("us", "UTC")),
+        "tstz_ny": pa.array(pad([dt.datetime(2023, 6, 1, 12, 0, 0, 5, tzinfo=UTC)]),
+                            pa.timestamp("us", "America/New_York")),
+    }
+    return pa.table(columns)
+
+
+def test_type_matrix_round_trips_exactly(env, tmp_path):
+    source = tmp_path / "matrix"
+    source.mkdir()
+    table = matrix()
+    pq.write_table(table, source / "a.parquet")
+    pq.write_table(table, source / "b.parquet", store_decimal_as_integer=True)  # int32/int64 decimal encodings
+    out = ok(ingest(env, source, "types.matrix", 5))
+    assert "counts and checksums match" in out
+    assert_table_matches(env["PIPELINE_PG_DSN"], "types", "matrix", source)
+    types = dict(query(env["PIPELINE_PG_DSN"], "SELECT column_name, data_type FROM information_schema.columns "
+                                               "WHERE table_schema = 'types' AND table_name = 'matrix'"))
+    assert types["uint64"] == "numeric" and types["float32"] == "real" and types["tstz_ny"].endswith("with time zone")
+
+
+@pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("us")])
+def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
+    with pytest.raises(UnsupportedTypeError, match="'col'"):
+        pg_column("col", arrow_type)
+
+
+@pytest.mark.parametrize("tamper, phrase", [
+    ("UPDATE {t} SET text = 'x' || text WHERE id = 3", "column 'text': text length"),
+    ("UPDATE {t} SET text = 'zzzzz' WHERE id = 0", "the row checksum differs"),
+    ("UPDATE {t} SET \"other text\" = NULL WHERE id = 1", "column 'other text': NULL count"),
+])
+def test_a_value_changed_between_copy_and_verify_is_caught(env, tmp_path, tamper, phrase):
+    dsn = env["PIPELINE_PG_DSN"]
+    source = tmp_path / "src"
+    write_awkward(source, files=2, rows_per_file=50)
+    assert ingest(env, source, "tamper.t", 50, kill_at="copy.done:2").returncode == -9
+    (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
+    query(dsn, tamper.format(t=f"pipeline.load_{load_id}"))
+    failed = ingest(env, source, "tamper.t", 50)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout
+    assert phrase in failed.stdout and "nothing was published" in failed.stdout, failed.stdout[-3000:]
+    assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]
