@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MINUTES ?= 5
+STATE := $(or $(PIPELINE_STATE_DIR),.state)
 
 .DEFAULT_GOAL := help
 
@@ -31,6 +32,24 @@ test: install ## ruff, then the test suite against a throwaway PostgreSQL and re
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)
 	$(PY) -m pipeline.sample --minutes $(MINUTES) --out data_sample
 
+luigid: install ## start luigid (visualiser: http://127.0.0.1:8082) with its state under the state dir
+	mkdir -p $(STATE)/luigid
+	$(VENV)/bin/luigid --background --address 127.0.0.1 --port 8082 --pidfile $(abspath $(STATE))/luigid/luigid.pid \
+		--logdir $(abspath $(STATE))/luigid --state-path $(abspath $(STATE))/luigid/state.pickle
+	@echo "luigid: http://127.0.0.1:8082 (make luigid-stop to stop it; make run uses it while it is up)"
+
+luigid-stop: ## stop the luigid started by make luigid (SIGTERM: it saves its state)
+	-kill $$(cat $(STATE)/luigid/luigid.pid)
+
+up: ## docker compose: postgres, luigid and a worker loading config/ (needs .env, see .env.example)
+	docker compose up --build -d
+
+down: ## docker compose down
+	docker compose down
+
+logs: ## follow the docker compose logs
+	docker compose logs -f
+
 lint: install ## ruff
 	$(VENV)/bin/ruff check pipeline tests
 
@@ -41,4 +60,4 @@ clean: ## remove the state directory (chunks, checkpoints, the embedded database
 	-$(PY) -m pipeline.localpg stop
 	rm -rf .state
 
-.PHONY: help install run status test sample lint pg-stop clean
+.PHONY: help install run status test sample luigid luigid-stop up down logs lint pg-stop clean

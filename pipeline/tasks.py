@@ -193,7 +193,7 @@ class VerifyRowCount(LoadTask):
         self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
         yield chunks
         plan = self.plan()
-        self.report(f"verifying {_fmt(plan.total_rows)} rows", 0)
+        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {_fmt(plan.total_rows)} rows", 0)
 
         def measure(conn) -> tuple[dict, int, int] | None:
             published = pg.published_info(conn, TableName.parse(self.table))

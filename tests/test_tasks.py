@@ -100,21 +100,3 @@ def test_ingest_all_loads_every_configured_table(env, tmp_path):
     assert not table_exists(env["PIPELINE_PG_DSN"], "product", "product_master")
     shutil.rmtree(second)
 
-
-def test_load_through_a_running_luigid(env, tmp_path, luigid):
-    import json
-    import urllib.parse
-    import urllib.request
-
-    source = tmp_path / "src"
-    write_awkward(source, files=3, rows_per_file=100)
-    ok(run_luigi(env, "IngestTable", "--table", "via.luigid", "--source", str(source), "--chunk-rows", "100",
-                 "--workers", "2", scheduler_port=luigid))
-    assert_table_matches(env["PIPELINE_PG_DSN"], "via", "luigid", source)
-    url = f"http://127.0.0.1:{luigid}/api/task_list?data=" + urllib.parse.quote(json.dumps({"status": "DONE"}))
-    done = json.load(urllib.request.urlopen(url))["response"]
-    families = {task["name"] for task in done.values()}
-    assert families == {"IngestTable", "PublishTable", "VerifyRowCount", "CopyChunkToPostgres", "ExportCsvChunks",
-                        "SparkReadParquet"}
-    assert sum(task["name"] == "CopyChunkToPostgres" for task in done.values()) == 3
-    assert all(env["PIPELINE_PG_DSN"] not in json.dumps(task) for task in done.values())
