@@ -29,6 +29,12 @@ test: install ## ruff, then the test suite against a throwaway PostgreSQL and re
 	$(VENV)/bin/ruff check pipeline tests
 	$(VENV)/bin/pytest
 
+chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (PIPELINE_CHAOS_SEED replays one)
+	mkdir -p test-artifacts
+	PIPELINE_CHAOS_KILLS=$${PIPELINE_CHAOS_KILLS:-25} PIPELINE_CHAOS_REPORT=test-artifacts/chaos.txt \
+		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider
+	@tail -n 1 test-artifacts/chaos.txt
+
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)
 	$(PY) -m pipeline.sample --minutes $(MINUTES) --out data_sample
 
@@ -60,4 +66,4 @@ clean: ## remove the state directory (chunks, checkpoints, the embedded database
 	-$(PY) -m pipeline.localpg stop
 	rm -rf .state
 
-.PHONY: help install run status test sample luigid luigid-stop up down logs lint pg-stop clean
+.PHONY: help install run status test chaos sample luigid luigid-stop up down logs lint pg-stop clean

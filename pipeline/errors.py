@@ -8,6 +8,7 @@ line, so the user reads one sentence and the exit code says the rest.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import sys
@@ -51,20 +52,43 @@ class VerificationError(PipelineError):
 
 _WILL_NOT_RUN = re.compile(r"Will not run (.*) or any dependencies due to error in \w+\(\) method")
 _TRACEBACK_LAST_LINE = re.compile(r"^pipeline\.errors\.(\w+): (.*)$")
+_TRACEBACK_OS_ERROR = re.compile(r"^(?:PermissionError|NotADirectoryError|OSError|FileExistsError): "
+                                 r"\[Errno (\d+)\] ([^:]*)(?:: '(.*)')?$")
+# Failures of the machine rather than the code: say which path, not where in the code.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
+
+
+def _os_sentence(number: int, reason: str, path: str | None) -> str:
+    advice = "; free some space and run again" if number in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"cannot write {path!r}: {reason}{advice}" if path else f"{reason}{advice}"
+
+
+def explain(exc: BaseException | None) -> str | None:
+    """One sentence for an expected failure anywhere in ``exc``'s chain, or None for a bug."""
+    while exc is not None:
+        if isinstance(exc, PipelineError):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            return _os_sentence(exc.errno, exc.strerror, exc.filename)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _pipeline_error(record: logging.LogRecord) -> str | None:
-    """The one-sentence explanation, if the record reports a ``PipelineError``."""
-    exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
-    while exc is not None and not isinstance(exc, PipelineError):
-        exc = exc.__cause__ or exc.__context__
-    if exc is not None:
-        return str(exc)
+    """The one-sentence explanation, if the record reports an expected failure."""
+    sentence = explain(record.exc_info[1] if record.exc_info else sys.exc_info()[1])
+    if sentence is not None:
+        return sentence
     # Luigi logs failures of complete() and requires() with the traceback already formatted.
     lines = str(record.msg).strip().splitlines()
-    match = _TRACEBACK_LAST_LINE.match(lines[-1]) if len(lines) > 1 else None
+    if len(lines) < 2:
+        return None
+    match = _TRACEBACK_LAST_LINE.match(lines[-1])
     if match and issubclass(getattr(sys.modules[__name__], match.group(1), object), PipelineError):
         return match.group(2)
+    match = _TRACEBACK_OS_ERROR.match(lines[-1])
+    if match and int(match.group(1)) in _ENVIRONMENT_ERRNOS:
+        return _os_sentence(int(match.group(1)), match.group(2), match.group(3))
     return None
 
 

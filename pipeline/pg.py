@@ -130,7 +130,9 @@ def _create_state_schema(conn) -> None:
     schema = sql.Identifier(settings.postgres().state_schema)
     with transaction(conn, "creating the pipeline's state tables") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('parquet-pg-pipeline state'))")
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (settings.postgres().state_schema,))
+        if cur.fetchone() is None:  # a role without CREATE on the database may use a schema made for it
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
         cur.execute(sql.SQL("""
             CREATE TABLE IF NOT EXISTS {loads} (
                 load_id text PRIMARY KEY,
@@ -260,6 +262,24 @@ def published_info(conn, table: TableName) -> tuple[str, int] | None:
     """(load id, rows) of the load the target table holds, or None before its first load."""
     with transaction(conn, f"reading which load {table} holds") as cur:
         return _published_row(cur, table)
+
+
+def check_can_publish(conn, table: TableName) -> None:
+    """Fail early, before any export, when the connecting role could not publish the table."""
+    with transaction(conn, f"checking rights on {table}") as cur:
+        cur.execute("""
+            SELECT current_user, has_database_privilege(current_database(), 'CREATE'),
+                   (SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = %s),
+                   (SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s))""",
+                    (table.schema, table.identifier().as_string(conn)))
+        user, can_create_schema, can_create_table, owns_table = cur.fetchone()
+    if can_create_table is None and not can_create_schema:
+        raise DatabaseError(f"role {user} may not create schema {table.schema!r} for {table}")
+    if can_create_table is False:
+        raise DatabaseError(f"role {user} may not create tables in schema {table.schema!r}, so it cannot publish "
+                            f"{table}; grant CREATE on that schema or load into another one")
+    if owns_table is False:
+        raise DatabaseError(f"role {user} does not own {table}, so it cannot replace it")
 
 
 def publish(conn, plan: Plan) -> None:

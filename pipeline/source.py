@@ -92,6 +92,10 @@ class Plan:
     def chunk_rows(self, index: int) -> int:
         return sum(self.file_rows[i] for i in self.chunks[index])
 
+    def describe_chunk(self, index: int) -> str:
+        names = [self.files[i].name for i in self.chunks[index]]
+        return repr(names[0]) if len(names) == 1 else f"{names[0]!r} .. {names[-1]!r} ({len(names)} files)"
+
     def chunk_paths(self, index: int) -> list[str]:
         return [os.path.join(self.source, self.files[i].name) for i in self.chunks[index]]
 

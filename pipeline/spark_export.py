@@ -48,6 +48,7 @@ def session():
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
                 # Dates and timestamps are proleptic Gregorian in Arrow and PostgreSQL: never "rebase" them.
                 .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")

@@ -24,7 +24,7 @@ import luigi
 
 from . import catalog, faults, pg, source, verify
 from .chunks import Chunk, read_manifest, write_manifest
-from .errors import ChunkAlreadyLoaded, PipelineError, VerificationError
+from .errors import ChunkAlreadyLoaded, ExportError, VerificationError, explain
 from .layout import Load
 from .naming import TableName
 
@@ -82,9 +82,8 @@ class LoadTask(luigi.Task):
             self.set_progress_percentage(round(percent))
 
     def on_failure(self, exception: BaseException) -> str:
-        if isinstance(exception, PipelineError):
-            return str(exception)
-        return super().on_failure(exception)
+        """What the visualiser shows: the sentence for an expected failure, the traceback for a bug."""
+        return explain(exception) or super().on_failure(exception)
 
 
 class SparkReadParquet(LoadTask):
@@ -95,6 +94,8 @@ class SparkReadParquet(LoadTask):
 
     def run(self):
         plan = source.make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows)
+        pg.with_retries(lambda conn: pg.check_can_publish(conn, TableName.parse(self.table)),
+                        f"checking rights on {self.table}")
         self.load_dir.mkdir(parents=True, exist_ok=True)
         with self.output().open("w") as f:
             f.write(plan.to_json())
@@ -125,6 +126,11 @@ class ExportCsvChunks(LoadTask):
             self.report(f"exported chunk {done}/{total} · {time.monotonic() - started:.1f} s", 100 * done / total)
 
         stats = export_chunks(plan, tmp, progress)
+        for index, chunk_stats in enumerate(stats):
+            for column, values in verify.nul_columns(plan.columns, chunk_stats):
+                raise ExportError(
+                    f"column {column!r} of {self.table} holds {values:,} value(s) with a NUL byte in chunk {index} "
+                    f"(source {plan.describe_chunk(index)}); PostgreSQL text cannot store NUL, so nothing was loaded")
         write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))], stats)
         try:
             os.rename(tmp, self.chunk_set)

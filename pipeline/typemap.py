@@ -27,6 +27,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from .errors import UnsupportedTypeError
+from .naming import MAX_IDENTIFIER
 
 
 class Column(NamedTuple):
@@ -38,6 +39,9 @@ class Column(NamedTuple):
 
 def pg_column(name: str, arrow_type: pa.DataType) -> Column:
     """Map one Parquet column, or raise ``UnsupportedTypeError`` naming it."""
+    if not name or len(name.encode()) > MAX_IDENTIFIER or "\x00" in name:
+        raise UnsupportedTypeError(f"column name {name!r} cannot be a PostgreSQL column name "
+                                   f"(1 to {MAX_IDENTIFIER} bytes, no NUL)")
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     pg_type, kind = _map(t, name)
     return Column(name, str(arrow_type), pg_type, kind)

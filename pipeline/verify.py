@@ -12,6 +12,9 @@ output form (``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``) - and co
   column when a value changed length or went missing);
 * per float column: NaN count, minimum and maximum. Java and PostgreSQL print floats
   differently, so float values are not part of the row checksum.
+
+The export also counts, per text column, values holding a NUL byte - PostgreSQL text
+cannot store one, so such a load is refused before any row is copied.
 """
 
 from __future__ import annotations
@@ -71,7 +74,15 @@ def spark_aggregates(columns: list[Column], col) -> list:
             aggregates += [F.sum(F.when(F.isnan(value), 1).otherwise(0)), F.min(value), F.max(value)]
         else:
             aggregates.append(F.sum(F.length(canonical[i]).cast("long")))
-    return [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
+    named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
+    nuls = [F.sum(F.when(F.instr(col(c.name), "\x00") > 0, 1).otherwise(0)).alias(f"nul_{i}")
+            for i, c in enumerate(columns) if c.kind == "text"]
+    return named + nuls
+
+
+def nul_columns(columns: list[Column], stats: dict) -> list[tuple[str, int]]:
+    """(column, values) of the text columns whose values hold a NUL byte, which PostgreSQL text cannot store."""
+    return [(c.name, stats[f"nul_{i}"]) for i, c in enumerate(columns) if stats.get(f"nul_{i}")]
 
 
 # --- PostgreSQL side --------------------------------------------------------------------------------------
@@ -108,7 +119,7 @@ def normalise(stats: dict) -> dict:
     out = {}
     for key, value in stats.items():
         if value is None:
-            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "length") else None
+            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "length", "nul") else None
         elif isinstance(value, (int, Decimal)) and key.split("_")[0] not in ("min", "max"):
             out[key] = int(value)
         else:
@@ -149,7 +160,7 @@ def differences(columns: list[Column], source: dict, loaded: dict) -> list[str]:
     """Human-readable differences between the source and the loaded statistics."""
     problems = []
     for i, c in enumerate(columns):
-        for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and "_" in k]:
+        for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and not k.startswith("nul_")]:
             if not _same(source[key], loaded.get(key)):
                 what = key.split("_")[0].replace("length", "text length").replace("nulls", "NULL count")
                 problems.append(f"column {c.name!r}: {what} {source[key]} in the source, {loaded.get(key)} loaded")

@@ -81,3 +81,62 @@ def test_unknown_table_without_source(env):
 
     result = run_luigi(env, "IngestTable", "--table", "nowhere.unknown")
     assert_clear_failure(result, "nowhere.unknown is not declared in config/")
+
+
+def test_nul_byte_in_text_is_refused_naming_column_and_chunk(env, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "body": ["fine", "bad\x00byte"]}), source / "a.parquet")
+    result = ingest(env, source, "bad.t", 1000)
+    assert_clear_failure(result, "column 'body'", "NUL byte in chunk 0", "'a.parquet'")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
+
+
+def test_schema_without_create_right_fails_before_export(env, db, tmp_path):
+    from helpers import query
+
+    query(db, "CREATE ROLE limited LOGIN; CREATE SCHEMA locked; CREATE SCHEMA pipeline; "
+              "GRANT ALL ON SCHEMA pipeline TO limited; GRANT USAGE ON SCHEMA locked TO limited")
+    params = dict(p.split("=", 1) for p in db.split())
+    dsn = f"postgresql://limited@{params['host']}:{params['port']}/{params['dbname']}"
+    result = ingest({**env, "PIPELINE_PG_DSN": dsn}, REPO / "data_sample", "locked.t", 1000)
+    assert_clear_failure(result, "role limited may not create tables in schema 'locked'")
+    assert "Starting Spark" not in result.stdout
+
+
+def test_wrong_password(env, own_server):
+    from helpers import query
+
+    dsn, datadir = own_server
+    query(dsn, "CREATE ROLE pw LOGIN PASSWORD 'right-one'")
+    hba = datadir / "pg_hba.conf"
+    hba.write_text("host all pw 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    query(dsn, "SELECT pg_reload_conf()")
+    wrong = dsn.replace("postgres@", "pw:wrong-one@")
+    result = ingest({**env, "PIPELINE_PG_DSN": wrong}, REPO / "data_sample", "bad.t", 1000)
+    assert_clear_failure(result, "password authentication failed for user \"pw\"")
+    assert "wrong-one" not in result.stdout
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nchunk_rows = "big"\n', "'chunk_rows' must be a int"),
+    ('[[tables]]\ntable = "a.b"\n', "missing 'source'"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nsorce = "y"\n', "unknown key 'sorce'"),
+    ("[[tables]\n", "is not valid TOML"),
+    ('[[tables]]\ntable = "nodot"\nsource = "x"\n', "must name a schema and a table"),
+])
+def test_malformed_config_entry(env, tmp_path, text, phrase):
+    from helpers import run_luigi
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "bad.toml").write_text(text)
+    result = run_luigi(env, "IngestAll", "--pipeline-config-dir", str(config))
+    assert_clear_failure(result, phrase)
+
+
+def test_unwritable_state_directory_is_named(env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = ingest({**env, "PIPELINE_STATE_DIR": str(blocker / "state")}, REPO / "data_sample", "bad.t", 1000)
+    assert_clear_failure(result, "cannot write", str(blocker))

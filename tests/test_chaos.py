@@ -1,0 +1,94 @@
+"""SIGKILL the `luigi` process group at random instants, rerunning after each, then check the table.
+
+`make test` runs a quick form; `make chaos` runs PIPELINE_CHAOS_KILLS=25. The seed and the
+schedule are printed (PIPELINE_CHAOS_SEED replays one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+from helpers import LUIGI, REPO, assert_table_matches, ingest, ok, query, write_awkward
+
+from pipeline.layout import Load
+from pipeline.source import fingerprint, list_files
+
+KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
+SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
+FILES, ROWS = 8, 2000
+PHASES = ["plan", "export", "copy", "verify", "publish"]
+
+
+def phase(load: Load, dsn: str) -> str:
+    """Where the load stands, from its state folder and the published table."""
+    if not load.plan_file.exists():
+        return "plan"
+    manifest = load.chunk_set / "_manifest.json"
+    if not manifest.exists():
+        return "export"
+    if len(list((load.folder / "copied").glob("*.json"))) < len(json.loads(manifest.read_text())["chunks"]):
+        return "copy"
+    if not load.verified_file.exists():
+        return "verify"
+    published = query(dsn, "SELECT load_id FROM pipeline.published")
+    return "done" if published == [(load.load_id,)] else "publish"
+
+
+def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_dir, monkeypatch):
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(state_dir))
+    dsn = env["PIPELINE_PG_DSN"]
+    rng = random.Random(SEED)
+    source = tmp_path / "src"
+    write_awkward(source, files=FILES, rows_per_file=ROWS)
+    # (phase to reach, then seconds to wait): the short verify and publish windows get no extra wait
+    schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
+                for p in (rng.choice(PHASES) for _ in range(KILLS))]
+    print(f"\nchaos: seed={SEED} kills={KILLS} schedule={schedule}")
+    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "chaos.t", "--source", str(source),
+           "--chunk-rows", str(ROWS), "--workers", "2", "--local-scheduler"]
+    killed, files = [], FILES
+    for target, jitter in schedule:
+        load = Load("chaos.t", str(source), ROWS, fingerprint(list_files(source)))
+        if PHASES.index(phase(load, dsn) if phase(load, dsn) != "done" else "publish") > PHASES.index(target) \
+                or phase(load, dsn) == "done":
+            write_awkward(source, files=1, rows_per_file=ROWS, first=files)  # a new load, to be caught early
+            files += 1
+            load = Load("chaos.t", str(source), ROWS, fingerprint(list_files(source)))
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            now = phase(load, dsn)
+            if now == "done" or PHASES.index(now) >= PHASES.index(target):
+                break
+            time.sleep(0.01)
+        time.sleep(jitter)
+        at = phase(load, dsn)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed.append(at)
+            print(f"chaos: aimed at {target} +{jitter} s, killed in {at}")
+        else:
+            assert proc.returncode == 0, f"a run exited {proc.returncode} without being killed (seed {SEED})"
+    print(f"chaos: {len(killed)} kills, by phase: { {p: killed.count(p) for p in PHASES} }")
+    ok(ingest(env, source, "chaos.t", ROWS, "--workers", "2"))
+    assert_table_matches(dsn, "chaos", "t", source)
+    (load_id,) = query(dsn, "SELECT load_id FROM pipeline.published")[0]
+    assert query(dsn, "SELECT count(*), count(DISTINCT chunk), sum(rows) FROM pipeline.chunk_ledger "
+                      "WHERE load_id = %s", (load_id,)) == [(files, files, files * ROWS)]
+    assert query(dsn, "SELECT count(*) FROM pipeline.chunk_ledger WHERE load_id <> %s", (load_id,)) == [(0,)]
+    assert query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'load\\_%'") \
+        == []
+    assert not list(state_dir.glob("*/*/chunks.tmp-*"))
+    assert len(killed) >= KILLS * 2 // 3, f"only {len(killed)} of {KILLS} kills landed before the run ended"
+    report = os.environ.get("PIPELINE_CHAOS_REPORT")
+    if report:
+        with open(report, "a") as f:
+            f.write(f"seed={SEED} kills={len(killed)} by_phase={ {p: killed.count(p) for p in PHASES} } "
+                    f"loads={files - FILES + 1} final_rows={files * ROWS} exact=yes\n")
