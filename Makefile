@@ -35,6 +35,9 @@ chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (
 		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider
 	@tail -n 1 test-artifacts/chaos.txt
 
+bench: install ## benchmark against the COPY limit and the original solutions (BENCH_ARGS="--rows 1000000 --repeat 3")
+	$(PY) -m pipeline.bench $(BENCH_ARGS)
+
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)
 	$(PY) -m pipeline.sample --minutes $(MINUTES) --out data_sample
 
@@ -66,4 +69,4 @@ clean: ## remove the state directory (chunks, checkpoints, the embedded database
 	-$(PY) -m pipeline.localpg stop
 	rm -rf .state
 
-.PHONY: help install run status test chaos sample luigid luigid-stop up down logs lint pg-stop clean
+.PHONY: help install run status test chaos bench sample luigid luigid-stop up down logs lint pg-stop clean
