@@ -24,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,16 +94,44 @@ def dataset(kind: str, size: int) -> Path:
 
 # --- methods ------------------------------------------------------------------------------------------------
 
-def _timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS of the largest process in the tree, MiB) of one command."""
-    wrapped = ["/usr/bin/time", "-f", "%M", *cmd] if os.path.exists("/usr/bin/time") else cmd
+def _tree_rss_mib(root: int) -> int:
+    """Resident memory of a process and all its descendants, MiB (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            pid = int(stat.split("/")[2])
+            children.setdefault(int(fields[1]), []).append(pid)
+            rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total >> 20
+
+
+def _timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int]:
+    """(seconds, peak resident memory of the whole process tree in MiB) of commands run at once."""
+    logs = [tempfile.TemporaryFile("w+") for _ in cmds]
     started = time.monotonic()
-    proc = subprocess.run(wrapped, env=env, cwd=cwd, capture_output=True, text=True)
+    procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+             for cmd, log in zip(cmds, logs, strict=True)]
+    peak = 0
+    while any(p.poll() is None for p in procs):
+        peak = max(peak, sum(_tree_rss_mib(p.pid) for p in procs))
+        time.sleep(0.2)
     seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-    return seconds, int(last) // 1024 if last.isdigit() else 0
+    for proc, cmd, log in zip(procs, cmds, logs, strict=True):
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(cmd[:6])} failed:\n{log.read()[-3000:]}")
+        log.close()
+    return seconds, peak
 
 
 def _psql_copy(dsn: str, table: str, path: Path) -> list[str]:
@@ -175,29 +204,23 @@ class Bench:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         if method in ("copy-1", "copy-2"):
-            files = sorted((self.work / "csv").glob("half-*.csv"))
-            if method == "copy-1":
-                return (*_timed(_psql_copy(self.dsn, table, self.work / "csv" / "all.csv")), table)
-            started = time.monotonic()
-            procs = [subprocess.Popen(_psql_copy(self.dsn, table, f)) for f in files]
-            if any(p.wait() for p in procs):
-                raise RuntimeError("psql \\copy failed")
-            return time.monotonic() - started, 0, table
+            names = ["all.csv"] if method == "copy-1" else ["half-1.csv", "half-2.csv"]
+            return (*_timed([_psql_copy(self.dsn, table, self.work / "csv" / n) for n in names]), table)
         if method == "spark-csv-serial":
-            return (*_timed(_spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), self.dsn, table]),
+            return (*_timed([_spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), self.dsn, table]]),
                     table)
         if method == "spark-jdbc":
             p = psycopg2.extensions.parse_dsn(self.dsn)
             url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
-            return (*_timed(_spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
-                                                         table]), table)
+            return (*_timed([_spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
+                                                          table]]), table)
         if method == "pipeline":
             self.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("bench", "pipeline")))
             env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(scratch / "state")}
             luigi = str(Path(sys.executable).with_name("luigi"))
             cmd = [luigi, "--module", "pipeline", "IngestTable", "--table", table, "--source", str(folder),
                    "--chunk-rows", str(chunk_rows), "--workers", "2", "--local-scheduler"]
-            return (*_timed(cmd, env=env), table)
+            return (*_timed([cmd], env=env), table)
         raise ValueError(method)
 
     def make_csv(self, table: str) -> None:
@@ -235,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         args.methods.remove("spark-jdbc")
     lines = [f"machine: {os.cpu_count()} cores, {_mem_gib()} GiB; PostgreSQL at {pg.describe(dsn)}; "
              f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; repeat {args.repeat} (median)", "",
-             "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | peak MiB | exact |",
+             "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | peak MiB (process tree) | exact |",
              "|---|---|---:|---:|---:|---:|---|"]
     print("\n".join(lines), flush=True)
     datasets = [("wide", n) for n in args.rows] + [("minutes", n) for n in args.minutes]

@@ -29,7 +29,7 @@ from .chunks import Chunk
 from .errors import ChunkAlreadyLoaded, DatabaseError, TransientDatabaseError, VerificationError
 from .naming import TableName
 from .source import Plan
-from .typemap import Column
+from .typemap import Column, csv_order
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,8 +189,8 @@ def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
 
 
 def copy_statement(table: sql.Composable, columns: list[Column]) -> sql.Composed:
-    """The one COPY statement: CSV from the client, columns named explicitly."""
-    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    """The one COPY statement: CSV from the client, columns named in the export's ``csv_order``."""
+    names = sql.SQL(", ").join(sql.Identifier(columns[i].name) for i in csv_order(columns))
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, names)
 
 

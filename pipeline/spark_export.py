@@ -22,7 +22,7 @@ from . import faults, settings, verify
 from .chunks import Chunk
 from .errors import ExportError
 from .source import Plan
-from .typemap import Column
+from .typemap import Column, csv_order, is_float
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -81,10 +81,20 @@ def csv_value(column: Column):
     return F.when(c.isNull(), F.lit("")).otherwise(value)
 
 
-def csv_line(columns: list[Column]):
+def csv_frame(frame, columns: list[Column], observation):
+    """``frame`` as one CSV line per row (column ``value``, fields in ``csv_order``), observing the
+    source statistics of ``verify`` on the way."""
     from pyspark.sql import functions as F
 
-    return F.concat_ws(",", *[csv_value(c) for c in columns]).alias("value")
+    order = csv_order(columns)
+    fields = frame.select(*[csv_value(c).alias(f"_f{i}") for i, c in enumerate(columns)],
+                          *[_col(c.name).alias(f"_r{i}") for i, c in enumerate(columns) if is_float(c)])
+    head = [F.col(f"_f{i}") for i in order if not is_float(columns[i])]
+    tail = [F.col(f"_f{i}") for i in order if is_float(columns[i])]
+    lined = fields.select("*", (F.concat_ws(",", *head) if head else F.lit("")).alias("_h"))
+    line = F.concat_ws(",", *([F.col("_h")] if head else []), *tail) if tail else F.col("_h")
+    measured = lined.select(line.alias("value"), *verify.spark_row_metrics(columns))
+    return measured.observe(observation, *verify.spark_aggregates(columns)).select("value")
 
 
 _GLOB = re.compile(r"([\\*?\[\]{}])")
@@ -102,8 +112,6 @@ def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -
     from pyspark.sql import Observation
 
     spark = session()
-    line = csv_line(plan.columns)
-    aggregates = verify.spark_aggregates(plan.columns, _col)
     total = len(plan.chunks)
     stats: list[dict] = [{} for _ in range(total)]
     done = 0
@@ -116,8 +124,8 @@ def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -
         observation = Observation(f"chunk{index}")
         spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
         try:
-            frame = spark.read.parquet(*paths).observe(observation, *aggregates)
-            frame.select(line).write.option("compression", "none").text(str(out / chunk.dirname))
+            frame = csv_frame(spark.read.parquet(*paths), plan.columns, observation)
+            frame.write.option("compression", "none").text(str(out / chunk.dirname))
             stats[index] = verify.normalise(observation.get)
         except Exception as exc:
             raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc

@@ -77,3 +77,13 @@ def _map(t: pa.DataType, name: str) -> tuple[str, str]:
             )
         return ("timestamptz", "timestamptz") if t.tz else ("timestamp", "timestamp")
     raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
+
+
+def is_float(column: Column) -> bool:
+    return column.pg_type in ("real", "double precision")
+
+
+def csv_order(columns: list[Column]) -> list[int]:
+    """The order of the columns in a CSV line: floats last, so the line without them - the part both
+    Spark and PostgreSQL print identically - is a prefix the checksum can reuse (see ``verify``)."""
+    return [i for i, c in enumerate(columns) if not is_float(c)] + [i for i, c in enumerate(columns) if is_float(c)]

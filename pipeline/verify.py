@@ -2,14 +2,15 @@
 
 Source side: Spark computes them over the Parquet rows while it exports each chunk (a
 ``DataFrame.observe`` on the export job, so no second read). PostgreSQL side: one SQL scan
-of the loaded rows. Both work on one canonical text form per value - PostgreSQL's own
-output form (``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``) - and compare:
+of the loaded rows. Both see each value in one text form - PostgreSQL's own output form
+(``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``), which is also the form the
+export writes - and compare:
 
 * rows, and an order-independent checksum: the sum over rows of the first 60 bits of the
-  MD5 of the row's canonical values (floats excepted, see below) - any changed, lost or
-  duplicated value changes it;
-* per column: the NULL count, and the total length of the canonical text (names the
-  column when a value changed length or went missing);
+  MD5 of the row's CSV fields except floats (the "head" of the line, see
+  ``typemap.csv_order``) - any changed, lost or duplicated value changes it. Spark hashes
+  the very string it writes, so the checksum costs one MD5 per row;
+* per column: the NULL count;
 * per float column: NaN count, minimum and maximum. Java and PostgreSQL print floats
   differently, so float values are not part of the row checksum.
 
@@ -24,28 +25,22 @@ from decimal import Decimal
 
 from psycopg2 import sql
 
-from .typemap import Column
+from .typemap import Column, csv_order, is_float
 
-SEPARATOR = "\x1f"
-NULL_MARK = "\x1e"
 SESSION_SETTINGS = "SET LOCAL DateStyle = ISO; SET LOCAL TimeZone = 'UTC'; SET LOCAL bytea_output = hex"
-
-
-def is_float(column: Column) -> bool:
-    return column.pg_type in ("real", "double precision")
 
 
 def _names(columns: list[Column]) -> list[str]:
     names = ["rows", "checksum"]
     for i, c in enumerate(columns):
-        names += [f"nulls_{i}"] + ([f"nan_{i}", f"min_{i}", f"max_{i}"] if is_float(c) else [f"length_{i}"])
+        names += [f"nulls_{i}"] + ([f"nan_{i}", f"min_{i}", f"max_{i}"] if is_float(c) else [])
     return names
 
 
 # --- Spark side -------------------------------------------------------------------------------------------
 
 def spark_canonical(column: Column, value):
-    """The Spark expression giving PostgreSQL's text output for a non-float value."""
+    """The Spark expression giving PostgreSQL's text output for a value."""
     from pyspark.sql import functions as F
 
     if column.kind == "text":
@@ -59,25 +54,35 @@ def spark_canonical(column: Column, value):
     return value.cast("string")
 
 
-def spark_aggregates(columns: list[Column], col) -> list:
-    """Aggregate expressions for ``DataFrame.observe``; ``col(name)`` references a column."""
+def spark_row_metrics(columns: list[Column]) -> list:
+    """Per-row values the statistics sum up, computed where Spark compiles them (a projection) rather
+    than inside ``observe``: ``_d`` the row's digest of the line's head ``_h``, ``_n<i>`` 1 when
+    column i is NULL (its field ``_f<i>`` is empty exactly then), ``_z<i>`` 1 when a text value
+    holds a NUL byte, ``_nan<i>`` and ``_r<i>`` a float column's NaN flag and raw value."""
     from pyspark.sql import functions as F
 
-    canonical = {i: spark_canonical(c, col(c.name)) for i, c in enumerate(columns) if not is_float(c)}
-    row = F.concat_ws(SEPARATOR, *[F.coalesce(v, F.lit(NULL_MARK)) for v in canonical.values()])
-    digest = F.conv(F.substring(F.md5(row), 1, 15), 16, 10).cast("decimal(38,0)")
-    aggregates = [F.count(F.lit(1)), F.sum(digest)]
+    metrics = [F.conv(F.substring(F.md5(F.col("_h")), 1, 15), 16, 10).cast("decimal(38,0)").alias("_d")]
     for i, c in enumerate(columns):
-        value = col(c.name)
-        aggregates.append(F.sum(F.when(value.isNull(), 1).otherwise(0)))
+        field = F.col(f"_f{i}")
+        metrics.append((field == "").cast("long").alias(f"_n{i}"))
+        if c.kind == "text":
+            metrics.append((F.instr(field, "\x00") > 0).cast("long").alias(f"_z{i}"))
         if is_float(c):
-            aggregates += [F.sum(F.when(F.isnan(value), 1).otherwise(0)), F.min(value), F.max(value)]
-        else:
-            aggregates.append(F.sum(F.length(canonical[i]).cast("long")))
+            metrics += [F.isnan(F.col(f"_r{i}")).cast("long").alias(f"_nan{i}"), F.col(f"_r{i}")]
+    return metrics
+
+
+def spark_aggregates(columns: list[Column]) -> list:
+    """Aggregates for ``DataFrame.observe`` over the columns of ``spark_row_metrics``."""
+    from pyspark.sql import functions as F
+
+    aggregates = [F.count(F.lit(1)), F.sum("_d")]
+    for i, c in enumerate(columns):
+        aggregates.append(F.sum(f"_n{i}"))
+        if is_float(c):
+            aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}")]
     named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
-    nuls = [F.sum(F.when(F.instr(col(c.name), "\x00") > 0, 1).otherwise(0)).alias(f"nul_{i}")
-            for i, c in enumerate(columns) if c.kind == "text"]
-    return named + nuls
+    return named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind == "text"]
 
 
 def nul_columns(columns: list[Column], stats: dict) -> list[tuple[str, int]]:
@@ -87,22 +92,27 @@ def nul_columns(columns: list[Column], stats: dict) -> list[tuple[str, int]]:
 
 # --- PostgreSQL side --------------------------------------------------------------------------------------
 
+def pg_field(column: Column) -> sql.Composed:
+    """SQL giving the CSV field the export wrote for a non-float value."""
+    ident = sql.Identifier(column.name)
+    if column.kind == "text":
+        return sql.SQL("""CASE WHEN {c} IS NULL THEN '' ELSE '"' || replace({c}, '"', '""') || '"' END""").format(
+            c=ident)
+    return sql.SQL("coalesce({}::text, '')").format(ident)
+
+
 def pg_stats_query(table: sql.Composable, columns: list[Column]) -> sql.Composed:
     """One scan computing the same statistics over a loaded table."""
-    texts = {i: sql.SQL("{}::text").format(sql.Identifier(c.name)) for i, c in enumerate(columns) if not is_float(c)}
-    row = sql.SQL("concat_ws({}, {})").format(
-        sql.Literal(SEPARATOR),
-        sql.SQL(", ").join(sql.SQL("coalesce({}, {})").format(t, sql.Literal(NULL_MARK)) for t in texts.values()))
+    head = [pg_field(columns[i]) for i in csv_order(columns) if not is_float(columns[i])]
+    line = sql.SQL("concat_ws(',', {})").format(sql.SQL(", ").join(head)) if head else sql.SQL("''")
     items = [sql.SQL("count(*)"),
-             sql.SQL("coalesce(sum(('x' || substr(md5({}), 1, 15))::bit(60)::bigint), 0)").format(row)]
-    for i, c in enumerate(columns):
+             sql.SQL("coalesce(sum(('x' || substr(md5({}), 1, 15))::bit(60)::bigint), 0)").format(line)]
+    for c in columns:
         ident = sql.Identifier(c.name)
         items.append(sql.SQL("count(*) - count({})").format(ident))
         if is_float(c):
             items += [sql.SQL("count(*) FILTER (WHERE {} = 'NaN')").format(ident),
                       sql.SQL("min({})").format(ident), sql.SQL("max({})").format(ident)]
-        else:
-            items.append(sql.SQL("coalesce(sum(length({})), 0)").format(texts[i]))
     return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), table)
 
 
@@ -119,7 +129,7 @@ def normalise(stats: dict) -> dict:
     out = {}
     for key, value in stats.items():
         if value is None:
-            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "length", "nul") else None
+            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "nul") else None
         elif isinstance(value, (int, Decimal)) and key.split("_")[0] not in ("min", "max"):
             out[key] = int(value)
         else:
@@ -162,9 +172,8 @@ def differences(columns: list[Column], source: dict, loaded: dict) -> list[str]:
     for i, c in enumerate(columns):
         for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and not k.startswith("nul_")]:
             if not _same(source[key], loaded.get(key)):
-                what = key.split("_")[0].replace("length", "text length").replace("nulls", "NULL count")
+                what = key.split("_")[0].replace("nulls", "NULL count").replace("nan", "NaN count")
                 problems.append(f"column {c.name!r}: {what} {source[key]} in the source, {loaded.get(key)} loaded")
     if not problems and source["checksum"] != loaded["checksum"]:
-        problems.append("the row checksum differs (every column's NULL count and text length agree: "
-                        "values were changed, not lost)")
+        problems.append("the row checksum differs (rows and every column's NULL count agree: values were changed)")
     return problems
