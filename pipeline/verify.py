@@ -111,8 +111,9 @@ def pg_stats_query(table: sql.Composable, columns: list[Column]) -> sql.Composed
         ident = sql.Identifier(c.name)
         items.append(sql.SQL("count(*) - count({})").format(ident))
         if is_float(c):
+            # min/max as float8: a real printed as text would come back as a different double
             items += [sql.SQL("count(*) FILTER (WHERE {} = 'NaN')").format(ident),
-                      sql.SQL("min({})").format(ident), sql.SQL("max({})").format(ident)]
+                      sql.SQL("min({})::float8").format(ident), sql.SQL("max({})::float8").format(ident)]
     return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), table)
 
 

@@ -140,3 +140,27 @@ def test_unwritable_state_directory_is_named(env, tmp_path):
     blocker.write_text("")
     result = ingest({**env, "PIPELINE_STATE_DIR": str(blocker / "state")}, REPO / "data_sample", "bad.t", 1000)
     assert_clear_failure(result, "cannot write", str(blocker))
+
+
+def test_truncated_parquet_file(env, tmp_path):
+    source = tmp_path / "src"
+    sample.generate(source, minutes=2)
+    victim = source / sample.file_name(1)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    result = ingest(env, source, "bad.t", 1000)
+    assert_clear_failure(result, sample.file_name(1), "is not a readable Parquet file")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
+
+
+BAD_DATA = REPO.parent / "shared" / "parquet-testing" / "bad_data"
+
+
+@pytest.mark.skipif(not BAD_DATA.is_dir(), reason=f"{BAD_DATA} is absent (the parquet-testing corpus' bad_data/)")
+@pytest.mark.parametrize("name", sorted(p.name for p in BAD_DATA.glob("*.parquet")) if BAD_DATA.is_dir() else [])
+def test_corrupt_files_from_the_parquet_testing_corpus(env, tmp_path, name):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / name).write_bytes((BAD_DATA / name).read_bytes())
+    result = ingest(env, source, "bad.t", 1000)
+    assert result.returncode not in (0, -9) and "Traceback" not in result.stdout, result.stdout[-3000:]
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")

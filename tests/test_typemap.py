@@ -38,6 +38,8 @@ def matrix() -> pa.Table:
         "uint64": pa.array(pad([0, 2**64 - 1]), pa.uint64()),
         "float32": pa.array(f32, pa.float32()),
         "float64": pa.array(f64, pa.float64()),
+        "float32_finite": pa.array(pad([714285.56, -3.3, 0.1]), pa.float32()),  # min/max compare as float32
+        "float64_finite": pa.array(pad([1 / 3, -2.5e-300]), pa.float64()),
         "dec5_2": pa.array(pad([Decimal("-999.99"), Decimal("0.01"), Decimal("0.00")]), pa.decimal128(5, 2)),
         "dec18_6": pa.array(pad([Decimal("123456789012.345678"), Decimal("-0.000001")]), pa.decimal128(18, 6)),
         "dec38_10": pa.array(pad([Decimal("9" * 28 + "." + "9" * 10), Decimal("0E-10"), Decimal("-1.5")]),
