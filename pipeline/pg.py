@@ -247,8 +247,10 @@ def ledger_progress(conn, load_id: str) -> tuple[int, int]:
 
 
 def _published_row(cur, table: TableName) -> tuple[str, int] | None:
-    cur.execute(sql.SQL("SELECT load_id, rows FROM {} WHERE target_schema = %s AND target_table = %s").format(
-        _state("published")), table)
+    """The published load of ``table`` - as long as the table is still there (someone may have dropped it)."""
+    cur.execute(sql.SQL("""SELECT load_id, rows FROM {} WHERE target_schema = %s AND target_table = %s
+                           AND to_regclass(%s) IS NOT NULL""").format(_state("published")),
+                (*table, table.identifier().as_string(cur)))
     row = cur.fetchone()
     return (row[0], row[1]) if row else None
 
@@ -262,6 +264,21 @@ def published_info(conn, table: TableName) -> tuple[str, int] | None:
     """(load id, rows) of the load the target table holds, or None before its first load."""
     with transaction(conn, f"reading which load {table} holds") as cur:
         return _published_row(cur, table)
+
+
+def forget_vanished_load(conn, load_id: str) -> bool:
+    """If this load was published but its table has since been dropped, forget the load (its
+    ledger rows and records) so that it runs again from the start; True when it did."""
+    with transaction(conn, f"checking load {load_id}") as cur:
+        cur.execute(sql.SQL("SELECT published_at IS NOT NULL FROM {} WHERE load_id = %s").format(_state("loads")),
+                    (load_id,))
+        row = cur.fetchone()
+        if not (row and row[0]):
+            return False
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(_state("chunk_ledger")), (load_id,))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(_state("published")), (load_id,))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(_state("loads")), (load_id,))
+    return True
 
 
 def check_can_publish(conn, table: TableName) -> None:

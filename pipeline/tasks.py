@@ -241,7 +241,12 @@ class PublishTable(LoadTask):
         conn = pg.connect()
         try:
             published = pg.published_info(conn, TableName.parse(self.table))
-            return published is not None and published[0] == self.load_id
+            if published is not None and published[0] == self.load_id:
+                return True
+            if pg.forget_vanished_load(conn, self.load_id):
+                log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
+                shutil.rmtree(self.load_dir, ignore_errors=True)
+            return False
         finally:
             conn.close()
 

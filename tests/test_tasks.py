@@ -100,3 +100,12 @@ def test_ingest_all_loads_every_configured_table(env, tmp_path):
     assert not table_exists(env["PIPELINE_PG_DSN"], "product", "product_master")
     shutil.rmtree(second)
 
+
+
+def test_a_dropped_table_is_loaded_again(env, tmp_path):
+    source = tmp_path / "src"
+    sample.generate(source, minutes=1)
+    ok(ingest(env, source, "product.dropped", 2000))
+    query(env["PIPELINE_PG_DSN"], "DROP TABLE product.dropped")
+    ok(ingest(env, source, "product.dropped", 2000))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "product", "dropped", source)
