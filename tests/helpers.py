@@ -19,16 +19,28 @@ REPO = Path(__file__).resolve().parent.parent
 LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
+def luigi_cmd(*args: str, scheduler_port: int | None = None) -> list[str]:
+    """``luigi --module pipeline ARGS`` on the local scheduler, or on the luigid at 127.0.0.1:``scheduler_port``."""
+    scheduler = (["--scheduler-host", "127.0.0.1", "--scheduler-port", str(scheduler_port)] if scheduler_port
+                 else ["--local-scheduler"])
+    return [LUIGI, "--module", "pipeline", *args, *scheduler]
+
+
+def _ingest_args(source: Path, table: str, chunk_rows: int, *extra: str) -> list[str]:
+    return ["IngestTable", "--table", table, "--source", str(source), "--chunk-rows", str(chunk_rows), *extra]
+
+
+def ingest_cmd(source: Path, table: str, chunk_rows: int, *extra: str, scheduler_port: int | None = None) -> list[str]:
+    return luigi_cmd(*_ingest_args(source, table, chunk_rows, *extra), scheduler_port=scheduler_port)
+
+
 def run_luigi(env: dict, *args: str, kill_at: str | None = None, scheduler_port: int | None = None,
               timeout: int = 300) -> subprocess.CompletedProcess:
-    """``luigi --module pipeline ARGS`` from the repository root, in its own process group, on the local
-    scheduler unless ``scheduler_port`` names a luigid on 127.0.0.1."""
+    """``luigi_cmd(ARGS)`` from the repository root, in its own process group."""
     run_env = dict(env)
     if kill_at:
         run_env["PIPELINE_KILL_AT"] = kill_at
-    scheduler = (["--scheduler-host", "127.0.0.1", "--scheduler-port", str(scheduler_port)] if scheduler_port
-                 else ["--local-scheduler"])
-    cmd = [LUIGI, "--module", "pipeline", *args, *scheduler]
+    cmd = luigi_cmd(*args, scheduler_port=scheduler_port)
     proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
@@ -41,8 +53,7 @@ def run_luigi(env: dict, *args: str, kill_at: str | None = None, scheduler_port:
 
 
 def ingest(env: dict, source: Path, table: str, chunk_rows: int, *extra: str, **kw) -> subprocess.CompletedProcess:
-    return run_luigi(env, "IngestTable", "--table", table, "--source", str(source),
-                     "--chunk-rows", str(chunk_rows), *extra, **kw)
+    return run_luigi(env, *_ingest_args(source, table, chunk_rows, *extra), **kw)
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from helpers import LUIGI, REPO, assert_table_matches, ingest, ok, query, write_awkward
+from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, write_awkward
 
 from pipeline.layout import Load
 from pipeline.source import fingerprint, list_files
@@ -50,8 +50,7 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
     print(f"\nchaos: seed={SEED} kills={KILLS} schedule={schedule}")
-    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "chaos.t", "--source", str(source),
-           "--chunk-rows", str(ROWS), "--workers", "2", "--local-scheduler"]
+    cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2")
     killed, files = [], FILES
     for target, jitter in schedule:
         if len(killed) == KILLS:

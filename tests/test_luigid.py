@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import LUIGI, REPO, assert_table_matches, ok, query, run_luigi, write_awkward
+from helpers import REPO, assert_table_matches, ingest_cmd, ok, query, run_luigi, write_awkward
 
 FAMILIES = {"IngestTable", "PublishTable", "VerifyRowCount", "CopyChunkToPostgres", "ExportCsvChunks",
             "SparkReadParquet"}
@@ -68,8 +68,7 @@ def test_visualiser_shows_the_finished_graph(env, tmp_path, luigid):
 def test_two_workers_share_one_load_through_luigid(env, tmp_path, luigid):
     source = tmp_path / "src"
     write_awkward(source, files=8, rows_per_file=100)
-    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "shared.t", "--source", str(source),
-           "--chunk-rows", "100", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid), "--no-lock"]
+    cmd = ingest_cmd(source, "shared.t", 100, "--no-lock", scheduler_port=luigid)
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

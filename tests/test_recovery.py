@@ -9,7 +9,7 @@ import time
 
 import psycopg2
 import pytest
-from helpers import LUIGI, REPO, assert_table_matches, ingest, ok, query, write_awkward
+from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, write_awkward
 
 CHUNKS = 4
 
@@ -48,8 +48,7 @@ def test_kill_then_rerun_loads_exactly_once(env, awkward_source, point):
 
 
 def test_kill_from_outside_while_spark_exports(env, awkward_source, state_dir):
-    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(awkward_source),
-           "--chunk-rows", "300", "--local-scheduler"]
+    cmd = ingest_cmd(awkward_source, "crash.t", 300)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 120
@@ -71,8 +70,7 @@ def test_postgres_restart_while_chunks_copy(tmp_path, state_dir, own_server):
     source = tmp_path / "src"
     write_awkward(source, files=30, rows_per_file=50)
     env = {**os.environ, "PIPELINE_PG_DSN": dsn, "PIPELINE_STATE_DIR": str(state_dir)}
-    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(source),
-           "--chunk-rows", "50", "--local-scheduler", "--postgres-retry-delay-s", "0.5"]
+    cmd = ingest_cmd(source, "crash.t", 50, "--postgres-retry-delay-s", "0.5")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 120
@@ -93,8 +91,7 @@ def test_two_runs_of_the_same_load_at_once(env, awkward_source):
     """Two `luigi --local-scheduler` processes on one load: the ledger, not luck, keeps every chunk single.
 
     (--no-lock: by default Luigi's own pid lock stops the second identical command at once.)"""
-    cmd = [LUIGI, "--module", "pipeline", "IngestTable", "--table", "crash.t", "--source", str(awkward_source),
-           "--chunk-rows", "300", "--local-scheduler", "--no-lock"]
+    cmd = ingest_cmd(awkward_source, "crash.t", 300, "--no-lock")
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
