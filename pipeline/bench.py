@@ -7,7 +7,8 @@ Methods (each loads the same dataset into an empty table, timed as a whole proce
   (the COPY limit; the CSV is made once by ``COPY ... TO`` from a loaded table);
 * ``spark-csv-serial`` (original solution 2): Spark's CSV writer, then one COPY per part file;
 * ``spark-jdbc`` (original solution 1): Spark's JDBC writer with the pgjdbc jar;
-* ``pipeline``: ``luigi --module pipeline IngestTable`` cold, with a fresh state dir.
+* ``pipeline`` / ``pipeline-arrow``: ``luigi --module pipeline IngestTable`` cold, with a fresh state
+  dir, with the Spark or the Arrow export engine.
 
 Every result is checked against the source by row count and the content statistics of
 ``verify`` (a lossy method shows ``exact = no``). Datasets are generated deterministically
@@ -214,12 +215,13 @@ class Bench:
             url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
             return (*_timed([_spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
                                                           table]]), table)
-        if method == "pipeline":
-            self.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("bench", "pipeline")))
+        if method in ("pipeline", "pipeline-arrow"):
+            self.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(*table.split("."))))
             env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(scratch / "state")}
             luigi = str(Path(sys.executable).with_name("luigi"))
             cmd = [luigi, "--module", "pipeline", "IngestTable", "--table", table, "--source", str(folder),
-                   "--chunk-rows", str(chunk_rows), "--workers", "2", "--local-scheduler"]
+                   "--chunk-rows", str(chunk_rows), "--workers", "2", "--local-scheduler",
+                   "--export-engine", "arrow" if method == "pipeline-arrow" else "spark"]
             return (*_timed([cmd], env=env), table)
         raise ValueError(method)
 
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="minute-file datasets of the original shape (number of files)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", nargs="+",
-                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline"])
+                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline", "pipeline-arrow"])
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/bench.md"))
     args = parser.parse_args(argv)
     dsn = pg.target_dsn()

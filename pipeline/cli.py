@@ -13,6 +13,7 @@ import sys
 import time
 
 import luigi
+from luigi.cmdline_parser import CmdlineParser
 
 from . import catalog, pg, settings
 from .errors import PipelineError
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     started = time.monotonic()
-    result = luigi.build([IngestAll()], local_scheduler=local, workers=args.workers, detailed_summary=True)
+    # Luigi's own command line (--workers, --export-engine arrow, ...), so that tasks see it as under `luigi`.
+    with CmdlineParser.global_instance(["IngestAll", "--workers", str(args.workers), *args.luigi_args]):
+        result = luigi.build([IngestAll()], local_scheduler=local, workers=args.workers, detailed_summary=True)
     seconds = time.monotonic() - started
     if result.status not in (luigi.execution_summary.LuigiStatusCode.SUCCESS,
                              luigi.execution_summary.LuigiStatusCode.SUCCESS_WITH_RETRY):
@@ -68,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="load every table declared in config/ and print a summary")
+    p_run = sub.add_parser("run", help="load every table declared in config/ and print a summary; other "
+                           "options go to Luigi (e.g. --export-engine arrow, --spark-master URL)")
     p_run.add_argument("--workers", type=int, default=2, help="Luigi workers (parallel chunk copies)")
     p_run.add_argument("--local-scheduler", action="store_true", help="do not use a running luigid")
     sub.add_parser("status", help="where each configured table's load stands (chunks, rows, elapsed, ETA)")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.luigi_args = rest
     settings.state_dir().mkdir(parents=True, exist_ok=True)
     if args.command == "status":
         return show_status()

@@ -46,8 +46,20 @@ class pipeline(luigi.Config):  # noqa: N801
 class spark(luigi.Config):  # noqa: N801
     master = luigi.Parameter(default="local[*]", description="Spark master URL.")
     driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory")
-    parallel_jobs = luigi.IntParameter(
-        default=2, description="Chunk export jobs submitted to Spark at the same time."
+
+
+class export(luigi.Config):  # noqa: N801
+    engine = luigi.ChoiceParameter(
+        choices=["spark", "arrow"], default="spark",
+        description="Who writes the CSV chunks: spark (the default; local or a cluster) or arrow "
+        "(pyarrow in-process, no JVM: for loads one machine handles).",
+    )
+    parallel_jobs = luigi.IntParameter(default=2, description="Chunks exported at the same time.")
+    copy_during_export = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="COPY each chunk as soon as it is written, over --workers connections, while the export "
+        "goes on (false: chunks are copied by their CopyChunkToPostgres tasks once all are exported, which "
+        "spreads the copies over every worker sharing a luigid).",
     )
 
 

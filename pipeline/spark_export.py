@@ -1,4 +1,4 @@
-"""The Spark side: one Spark session per process, and the CSV chunk export.
+"""The Spark engine: one Spark session per process, and the CSV export of a chunk.
 
 Every value is turned into its PostgreSQL text form by a Spark SQL expression chosen by
 the column's kind (see ``typemap``), and each row into one CSV line that Spark writes with
@@ -14,11 +14,9 @@ import atexit
 import logging
 import re
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import faults, settings, verify
+from . import settings, verify
 from .chunks import Chunk
 from .errors import ExportError
 from .source import Plan
@@ -105,40 +103,22 @@ def _hadoop_path(path: str) -> str:
     return "file://" + _GLOB.sub(r"\\\1", path)
 
 
-def export_chunks(plan: Plan, out: Path, progress: Callable[[int, int], None]) -> list[dict]:
-    """Write every chunk of ``plan`` as CSV into ``out/chunk-NNNNN/``, several Spark jobs at a time.
-
-    Returns each chunk's source statistics (see ``verify``), observed during its write."""
+def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
+    """Write chunk ``index`` of ``plan`` as CSV part files in ``folder``; return the source statistics
+    (see ``verify``) Spark observed during the write."""
     from pyspark.sql import Observation
 
     spark = session()
-    total = len(plan.chunks)
-    stats: list[dict] = [{} for _ in range(total)]
-    done = 0
-    done_lock = threading.Lock()
-
-    def write(index: int) -> None:
-        nonlocal done
-        chunk = Chunk(plan.load_id, index)
-        paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
-        observation = Observation(f"chunk{index}")
-        spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
-        try:
-            frame = csv_frame(spark.read.parquet(*paths), plan.columns, observation)
-            frame.write.option("compression", "none").text(str(out / chunk.dirname))
-            stats[index] = verify.normalise(observation.get)
-        except Exception as exc:
-            raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc
-        with done_lock:
-            done += 1
-            progress(done, total)
-        faults.point("export.chunk")
-
-    workers = max(1, settings.spark().parallel_jobs)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(write, i) for i in range(total)]:
-            future.result()
-    return stats
+    chunk = Chunk(plan.load_id, index)
+    paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
+    observation = Observation(f"chunk{index}")
+    spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
+    try:
+        frame = csv_frame(spark.read.parquet(*paths), plan.columns, observation)
+        frame.write.option("compression", "none").text(str(folder))
+        return verify.normalise(observation.get)
+    except Exception as exc:
+        raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: Exception) -> str:

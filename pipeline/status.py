@@ -48,7 +48,7 @@ def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     elif (load.chunk_set / "_manifest.json").exists():
         state = "copying chunks"
     elif list(load.folder.glob("chunks.tmp-*")):
-        state = "exporting CSV chunks"
+        state = "exporting and copying chunks" if chunks_done else "exporting CSV chunks"
     else:
         state = "planned"
     eta = None

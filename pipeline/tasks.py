@@ -17,14 +17,15 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 
-from . import catalog, faults, pg, source, verify
+from . import catalog, export, faults, pg, settings, source, verify
 from .chunks import Chunk, read_manifest, write_manifest
-from .errors import ChunkAlreadyLoaded, ExportError, VerificationError, explain
+from .errors import ChunkAlreadyLoaded, ExportError, PipelineError, VerificationError, explain
 from .layout import Load
 from .naming import TableName
 
@@ -104,7 +105,11 @@ class SparkReadParquet(LoadTask):
 
 
 class ExportCsvChunks(LoadTask):
-    """Spark writes every chunk as CSV; the chunk set and its manifest appear at once."""
+    """Export every chunk as CSV; the chunk set and its manifest appear at once.
+
+    With ``[export] copy_during_export`` (the default) a chunk is copied into PostgreSQL as soon
+    as it is written, up to ``--workers`` at a time, while later chunks are still being exported;
+    a chunk not copied here (a copy failed, the process died) is left to its ``CopyChunkToPostgres``."""
 
     def requires(self):
         return SparkReadParquet(**self.load_params)
@@ -113,33 +118,85 @@ class ExportCsvChunks(LoadTask):
         return luigi.LocalTarget(self.chunk_set / "_manifest.json")
 
     def run(self):
-        from .spark_export import export_chunks
-
         plan = self.plan()
         for stale in self.load_dir.glob("chunks.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = self.load_dir / f"chunks.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         started = time.monotonic()
+        total = len(plan.chunks)
+        exported: list[int] = []
+        copied: list[int] = []
 
-        def progress(done: int, total: int) -> None:
-            self.report(f"exported chunk {done}/{total} · {time.monotonic() - started:.1f} s", 100 * done / total)
+        def progress() -> None:
+            self.report(f"exported {len(exported)}/{total} chunks · copied {len(copied)}/{total} · "
+                        f"{time.monotonic() - started:.1f} s", 100 * len(exported) / total)
 
-        stats = export_chunks(plan, tmp, progress)
-        for index, chunk_stats in enumerate(stats):
-            for column, values in verify.nul_columns(plan.columns, chunk_stats):
-                raise ExportError(
-                    f"column {column!r} of {self.table} holds {values:,} value(s) with a NUL byte in chunk {index} "
-                    f"(source {plan.describe_chunk(index)}); PostgreSQL text cannot store NUL, so nothing was loaded")
-        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(len(plan.chunks))], stats)
+        def copy_now(index: int) -> None:
+            try:
+                copy_chunk(self, plan, index, tmp, early=True)
+            except PipelineError as exc:
+                log.warning("%s: chunk %d was not copied during the export (%s); its copy task will retry",
+                            self.table, index, exc)
+                return
+            copied.append(index)
+            progress()
+
+        early = settings.export().copy_during_export
+        with ThreadPoolExecutor(max_workers=max(1, luigi.interface.core().workers) if early else 1) as copies:
+            def exported_chunk(index: int, stats: dict) -> None:
+                for column, values in verify.nul_columns(plan.columns, stats):
+                    raise ExportError(
+                        f"column {column!r} of {self.table} holds {values:,} value(s) with a NUL byte in chunk "
+                        f"{index} (source {plan.describe_chunk(index)}); PostgreSQL text cannot store NUL, "
+                        "so it was not loaded")
+                exported.append(index)
+                progress()
+                if early:
+                    copies.submit(copy_now, index)
+
+            stats = export.export_chunks(plan, tmp, exported_chunk)
+        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(total)], stats)
         try:
             os.rename(tmp, self.chunk_set)
         except OSError:  # another process published the same (deterministic) chunk set first: keep it
             if not self.output().exists():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-        self.report(f"{len(plan.chunks)} chunks · {_fmt(plan.total_rows)} rows · "
+        self.report(f"{total} chunks · {_fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
                     f"{time.monotonic() - started:.1f} s", 100)
+
+
+def copy_chunk(task: LoadTask, plan: source.Plan, index: int, chunk_set: Path, early: bool = False) -> None:
+    """COPY chunk ``index`` of ``chunk_set`` into the load's staging table exactly once (the ledger
+    decides) and mark it copied. ``early``: a copy made by the export, reported to the log only and
+    left unmarked, so that the chunk's own task still runs (in a moment) and shows in the visualiser."""
+    chunk = Chunk(task.load_id, index)
+    rows = plan.chunk_rows(index)
+    label = f"chunk {index + 1}/{len(plan.chunks)}"
+    say = (lambda message, percent=None: log.info("%s: %s", task.table, message)) if early else task.report
+    started = time.monotonic()
+
+    def copy(conn) -> str:
+        if not pg.ensure_staging(conn, plan, len(plan.chunks)):
+            return "the load was already published by another process"
+        if pg.chunk_in_ledger(conn, chunk):
+            return "already in the ledger (copied during the export or by another process); not loading it again"
+        say(f"{label} · copying {_fmt(rows)} rows", 0)
+        try:
+            pg.copy_chunk(conn, plan, chunk, chunk.files(chunk_set), rows)
+        except ChunkAlreadyLoaded as exc:
+            return f"{exc}; keeping that copy"
+        return "copied"
+
+    outcome = pg.with_retries(copy, f"loading {label} of {task.table}")
+    faults.point("copy.after_commit")
+    seconds = time.monotonic() - started
+    if not early:
+        with luigi.LocalTarget(task.load.copied_file(chunk.dirname)).open("w") as f:
+            json.dump({"rows": rows, "seconds": round(seconds, 3), "outcome": outcome}, f)
+    say(f"{label} · {_fmt(rows)} rows · {seconds:.1f} s · {outcome}", 100)
+    faults.point("copy.done")
 
 
 class CopyChunkToPostgres(LoadTask):
@@ -154,32 +211,7 @@ class CopyChunkToPostgres(LoadTask):
         return luigi.LocalTarget(self.load.copied_file(Chunk(self.load_id, self.chunk).dirname))
 
     def run(self):
-        plan = self.plan()
-        chunk = Chunk(self.load_id, self.chunk)
-        rows = plan.chunk_rows(self.chunk)
-        label = f"chunk {self.chunk + 1}/{len(plan.chunks)}"
-        started = time.monotonic()
-
-        def copy(conn) -> None:
-            if not pg.ensure_staging(conn, plan, len(plan.chunks)):
-                self.report(f"{label}: the load was already published by another process")
-                return
-            if pg.chunk_in_ledger(conn, chunk):
-                self.report(f"{label} is already in the ledger; not loading it again")
-                return
-            self.report(f"{label} · copying {_fmt(rows)} rows", 0)
-            try:
-                pg.copy_chunk(conn, plan, chunk, chunk.files(self.chunk_set), rows)
-            except ChunkAlreadyLoaded as exc:
-                self.report(f"{label}: {exc}; keeping that copy")
-
-        pg.with_retries(copy, f"loading {label} of {self.table}")
-        faults.point("copy.after_commit")
-        seconds = time.monotonic() - started
-        with self.output().open("w") as f:
-            json.dump({"rows": rows, "seconds": round(seconds, 3)}, f)
-        self.report(f"{label} · {_fmt(rows)} rows · {seconds:.1f} s", 100)
-        faults.point("copy.done")
+        copy_chunk(self, self.plan(), self.chunk, self.chunk_set)
 
 
 class VerifyRowCount(LoadTask):

@@ -31,17 +31,21 @@ def load(env, tmp_path, port: int, *extra: str):
     return source
 
 
-def test_every_task_is_done_with_a_status_message(env, tmp_path, luigid):
-    load(env, tmp_path, luigid)
+@pytest.mark.parametrize("during_export", ["true", "false"])
+def test_every_task_is_done_with_a_status_message(env, tmp_path, luigid, during_export):
+    load(env, tmp_path, luigid, "--export-copy-during-export", during_export)
     done = api(luigid, "task_list", status="DONE")
     assert {task["name"] for task in done.values()} == FAMILIES
     assert sum(task["name"] == "CopyChunkToPostgres" for task in done.values()) == 3
     for task_id, task in done.items():
-        if task["name"] != "IngestTable":
-            message = api(luigid, "get_task_status_message", task_id=task_id)["statusMessage"]
+        message = api(luigid, "get_task_status_message", task_id=task_id)["statusMessage"]
+        if task["name"] == "CopyChunkToPostgres":
+            outcome = "already in the ledger (copied during the export" if during_export == "true" else "copied"
+            assert "100 rows" in message and "chunk" in message and outcome in message, message
+        elif task["name"] == "ExportCsvChunks":
+            assert f"{3 if during_export == 'true' else 0} copied during the export" in message, message
+        elif task["name"] != "IngestTable":
             assert message, f"{task_id} has no status message"
-            if task["name"] == "CopyChunkToPostgres":
-                assert "100 rows" in message and "chunk" in message, message
         assert env["PIPELINE_PG_DSN"] not in json.dumps(task)
 
 
@@ -68,7 +72,9 @@ def test_visualiser_shows_the_finished_graph(env, tmp_path, luigid):
 def test_two_workers_share_one_load_through_luigid(env, tmp_path, luigid):
     source = tmp_path / "src"
     write_awkward(source, files=8, rows_per_file=100)
-    cmd = ingest_cmd(source, "shared.t", 100, "--no-lock", scheduler_port=luigid)
+    # chunks copied by their own tasks, which luigid spreads over the workers
+    cmd = ingest_cmd(source, "shared.t", 100, "--no-lock", "--export-copy-during-export", "false",
+                     scheduler_port=luigid)
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

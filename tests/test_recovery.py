@@ -43,7 +43,23 @@ def test_kill_then_rerun_loads_exactly_once(env, awkward_source, point):
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
     rerun = ok(ingest(env, awkward_source, "crash.t", 300))
     if point == "copy.after_commit:2":
-        assert "chunk 2/4 is already in the ledger; not loading it again" in rerun
+        assert "chunk 2/4 · 300 rows" in rerun and "already in the ledger" in rerun
+    assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
+
+
+@pytest.mark.parametrize("point, rerun_engine", [
+    ("export.chunk:2", "arrow"),
+    ("copy.after_commit:2", "arrow"),
+    ("copy.after_commit:3", "spark"),  # the other engine finishes the load: same chunks, same ledger
+    ("verify.done", "arrow"),
+])
+def test_arrow_engine_kill_then_rerun_loads_exactly_once(env, awkward_source, point, rerun_engine):
+    engine = ("--export-engine", "arrow")
+    killed = ingest(env, awkward_source, "crash.t", 300, *engine, "--workers", "2", kill_at=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+    rerun = ok(ingest(env, awkward_source, "crash.t", 300, "--export-engine", rerun_engine))
+    if point.startswith("copy.after_commit"):
+        assert "already in the ledger" in rerun and "not loading it again" in rerun
     assert_loaded_once(env["PIPELINE_PG_DSN"], awkward_source)
 
 

@@ -38,6 +38,19 @@ def test_awkward_strings_and_microseconds_load_exactly_in_parallel(env, tmp_path
     assert ledger == [(4, 2000)]  # 500-row files packed into chunks of at most 700 rows: one file each
 
 
+def test_arrow_engine_copies_each_chunk_as_soon_as_it_is_exported(env, tmp_path):
+    source = tmp_path / "awkward"
+    write_awkward(source, files=4, rows_per_file=500)
+    out = ok(ingest(env, source, "arrow.awkward", 500, "--export-engine", "arrow", "--workers", "2"))
+    assert "Starting Spark" not in out
+    assert "4 copied during the export" in out and "counts and checksums match" in out
+    assert out.count("already in the ledger (copied during the export") == 4  # each copy task found it done
+    assert_table_matches(env["PIPELINE_PG_DSN"], "arrow", "awkward", source)
+    ledger = query(env["PIPELINE_PG_DSN"], "SELECT count(*), count(DISTINCT chunk), sum(rows) "
+                                           "FROM pipeline.chunk_ledger")
+    assert ledger == [(4, 4, 2000)]
+
+
 def test_rerun_of_a_finished_load_runs_nothing(env, tmp_path):
     source = tmp_path / "src"
     sample.generate(source, minutes=2)

@@ -63,13 +63,14 @@ def matrix() -> pa.Table:
     return pa.table(columns)
 
 
-def test_type_matrix_round_trips_exactly(env, tmp_path):
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_type_matrix_round_trips_exactly(env, tmp_path, engine):
     source = tmp_path / "matrix"
     source.mkdir()
     table = matrix()
     pq.write_table(table, source / "a.parquet")
     pq.write_table(table, source / "b.parquet", store_decimal_as_integer=True)  # int32/int64 decimal encodings
-    out = ok(ingest(env, source, "types.matrix", 5))
+    out = ok(ingest(env, source, "types.matrix", 5, "--export-engine", engine))
     assert "counts and checksums match" in out
     assert_table_matches(env["PIPELINE_PG_DSN"], "types", "matrix", source)
     types = dict(query(env["PIPELINE_PG_DSN"], "SELECT column_name, data_type FROM information_schema.columns "

@@ -1,0 +1,146 @@
+"""The Arrow engine: the CSV chunk export done in-process with pyarrow, no JVM.
+
+It writes the same chunk files as the Spark engine - one CSV line per row, every non-float
+value in PostgreSQL's own text form (see ``typemap``) - and computes the same source
+statistics (see ``verify``) over the very lines it writes, so a chunk set made by either
+engine verifies the same way. Rows stream through in record batches: memory stays flat
+however large a chunk or file is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from decimal import Decimal
+from operator import methodcaller
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from . import verify
+from .chunks import Chunk
+from .errors import ExportError
+from .source import Plan
+from .typemap import Column, csv_order, is_float
+
+BATCH_ROWS = 131_072
+
+
+def _text(values: pa.Array) -> pa.Array:
+    return pc.cast(values, pa.string())
+
+
+def _plain_decimal(values: pa.Array) -> pa.Array:
+    """Decimals as PostgreSQL prints numeric(p, s): plain digits, never Arrow's 1E-10."""
+    text = _text(values)
+    if not pc.any(pc.match_substring(text, "E")).as_py():
+        return text
+    return pa.array([None if v is None else format(Decimal(v), "f") for v in text.to_pylist()], pa.string())
+
+
+def _timestamp(values: pa.Array) -> pa.Array:
+    """YYYY-MM-DD HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)."""
+    micros = _text(pc.cast(values, pa.timestamp("us")))  # a zoned value keeps its UTC instant
+    return pc.ascii_rtrim(pc.ascii_rtrim(micros, "0"), ".")
+
+
+def canonical(column: Column, values: pa.Array) -> pa.Array:
+    """The value's CSV field: PostgreSQL's text form, "" for NULL (the Arrow twin of
+    ``spark_export.csv_value``)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if column.kind == "text":
+        field = pc.binary_join_element_wise('"', pc.replace_substring(_text(values), '"', '""'), '"', "")
+    elif column.kind == "bytea":
+        field = pa.array([None if v is None else "\\x" + v.hex() for v in values.to_pylist()], pa.string())
+    elif column.kind == "timestamp":
+        field = _timestamp(values)
+    elif column.kind == "timestamptz":
+        field = pc.binary_join_element_wise(_timestamp(values), "+00", "")
+    elif pa.types.is_decimal(values.type):
+        field = _plain_decimal(values)
+    else:
+        field = _text(values)
+    return pc.fill_null(field, "")
+
+
+def _checksum(heads: pa.Array) -> int:
+    """Sum over rows of the first 60 bits of the MD5 of each line's head (see ``verify``)."""
+    digests = b"".join(map(methodcaller("digest"), map(hashlib.md5, heads.cast(pa.binary()).to_pylist())))
+    first = np.frombuffer(digests, dtype=">u8")[::2] >> np.uint64(4)
+    high, low = first >> np.uint64(30), first & np.uint64((1 << 30) - 1)
+    return (int(high.sum(dtype=np.uint64)) << 30) + int(low.sum(dtype=np.uint64))
+
+
+def batch_stats(columns: list[Column], batch: pa.RecordBatch, heads: pa.Array) -> dict:
+    """The statistics of ``verify`` for one batch; ``verify.combine`` adds batches and chunks up."""
+    stats = {"rows": batch.num_rows, "checksum": _checksum(heads)}
+    for i, c in enumerate(columns):
+        values = batch.column(i)
+        stats[f"nulls_{i}"] = values.null_count
+        if is_float(c):
+            # NaN sorts above every number, as in Spark and PostgreSQL
+            nan = pc.is_nan(values)
+            stats[f"nan_{i}"] = nans = pc.sum(nan).as_py() or 0
+            numbers = pc.min_max(pc.filter(values, pc.invert(nan)))
+            low, high = numbers["min"].as_py(), numbers["max"].as_py()
+            stats[f"min_{i}"] = math.nan if low is None and nans else low
+            stats[f"max_{i}"] = math.nan if nans else high
+        if c.kind == "text":
+            stats[f"nul_{i}"] = pc.sum(pc.match_substring(_text(values), "\x00")).as_py() or 0
+    return stats
+
+
+def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
+    """(every row's CSV line with its newline, the line's head - the fields the checksum covers)."""
+    fields = [canonical(c, batch.column(i)) for i, c in enumerate(columns)]
+    order = csv_order(columns)
+    head_fields = [fields[i] for i in order if not is_float(columns[i])]
+    tail_fields = [fields[i] for i in order if is_float(columns[i])]
+    empty = pa.array([""] * batch.num_rows, pa.string())
+    head = pc.binary_join_element_wise(*head_fields, ",") if head_fields else empty
+    line = pc.binary_join_element_wise(*([head] if head_fields else []), *tail_fields, ",")
+    return pc.binary_join_element_wise(line, "\n", ""), head
+
+
+def _write(out, lines: pa.Array) -> None:
+    """Write a string array's values back to back: its data buffer, between the first and last offsets."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+
+
+def _batches(plan: Plan, index: int):
+    """The chunk's rows in batches of about BATCH_ROWS, whatever the files' sizes (at least one batch)."""
+    names = [c.name for c in plan.columns]
+    dataset = ds.dataset(plan.chunk_paths(index), format="parquet")
+    pending: list[pa.RecordBatch] = []
+    rows, sent = 0, False
+    for batch in dataset.to_batches(columns=names, batch_size=BATCH_ROWS, use_threads=True):
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= BATCH_ROWS:
+            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+            pending, rows, sent = [], 0, True
+    if pending or not sent:
+        table = pa.Table.from_batches(pending, schema=dataset.schema.empty_table().select(names).schema)
+        yield pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=names)
+
+
+def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
+    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics."""
+    stats: dict = {}
+    try:
+        folder.mkdir()
+        with open(folder / "part-00000.csv", "wb", buffering=4 << 20) as out:
+            for batch in _batches(plan, index):
+                lines, heads = _lines(plan.columns, batch)
+                _write(out, lines)
+                stats = verify.combine([stats, batch_stats(plan.columns, batch, heads)])
+    except pa.ArrowException as exc:
+        reason = str(exc).strip().split("\n", 1)[0][:500]
+        raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
+                          f"(source {plan.describe_chunk(index)}): {reason}") from exc
+    return stats
