@@ -178,7 +178,9 @@ def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
         row = cur.fetchone()
         if row and row[0]:
             return False
-        cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(staging_table(plan.load_id), columns))
+        # No autovacuum while loading: it would scan the growing table beside the COPYs and the verification.
+        cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) WITH (autovacuum_enabled = false)").format(
+            staging_table(plan.load_id), columns))
         cur.execute(
             sql.SQL("""INSERT INTO {} (load_id, target_schema, target_table, source, expected_rows, chunks)
                        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (load_id) DO NOTHING""").format(
@@ -314,6 +316,7 @@ def publish(conn, plan: Plan) -> None:
             staging_table(plan.load_id), sql.Identifier(target.schema)))
         cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
             sql.Identifier(target.schema, stage_name), sql.Identifier(target.name)))
+        cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
         cur.execute(sql.SQL("""
             INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
             ON CONFLICT (target_schema, target_table)

@@ -49,6 +49,9 @@ def test_arrow_engine_copies_each_chunk_as_soon_as_it_is_exported(env, tmp_path)
     ledger = query(env["PIPELINE_PG_DSN"], "SELECT count(*), count(DISTINCT chunk), sum(rows) "
                                            "FROM pipeline.chunk_ledger")
     assert ledger == [(4, 4, 2000)]
+    # autovacuum is off on a staging table while it loads, and back on once published
+    assert query(env["PIPELINE_PG_DSN"], "SELECT reloptions FROM pg_class WHERE oid = 'arrow.awkward'::regclass") == [
+        (None,)]
 
 
 def test_rerun_of_a_finished_load_runs_nothing(env, tmp_path):
