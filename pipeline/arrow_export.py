@@ -2,17 +2,16 @@
 
 It writes the same chunk files as the Spark engine - one CSV line per row, every non-float
 value in PostgreSQL's own text form (see ``typemap``) - and computes the same source
-statistics (see ``verify``) over the very lines it writes, so a chunk set made by either
+statistics (see ``verify``; its row hash is PostgreSQL's ``hashtextextended``, see
+``pghash``) over the very lines it writes, so a chunk set made by either
 engine verifies the same way. Rows stream through in record batches: memory stays flat
 however large a chunk or file is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from decimal import Decimal
-from operator import methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,11 @@ import pyarrow.dataset as ds
 from . import verify
 from .chunks import Chunk
 from .errors import ExportError
+from .pghash import hash_sum
 from .source import Plan
 from .typemap import Column, csv_order, is_float
 
+CHECKSUM = "hashtext"  # the row hash of the checksum (see verify.CHECKSUMS)
 BATCH_ROWS = 131_072
 
 
@@ -67,17 +68,9 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     return pc.fill_null(field, "")
 
 
-def _checksum(heads: pa.Array) -> int:
-    """Sum over rows of the first 60 bits of the MD5 of each line's head (see ``verify``)."""
-    digests = b"".join(map(methodcaller("digest"), map(hashlib.md5, heads.cast(pa.binary()).to_pylist())))
-    first = np.frombuffer(digests, dtype=">u8")[::2] >> np.uint64(4)
-    high, low = first >> np.uint64(30), first & np.uint64((1 << 30) - 1)
-    return (int(high.sum(dtype=np.uint64)) << 30) + int(low.sum(dtype=np.uint64))
-
-
 def batch_stats(columns: list[Column], batch: pa.RecordBatch, heads: pa.Array) -> dict:
     """The statistics of ``verify`` for one batch; ``verify.combine`` adds batches and chunks up."""
-    stats = {"rows": batch.num_rows, "checksum": _checksum(heads)}
+    stats = {"rows": batch.num_rows, "checksum": hash_sum(heads)}
     for i, c in enumerate(columns):
         values = batch.column(i)
         stats[f"nulls_{i}"] = values.null_count

@@ -31,11 +31,14 @@ class Chunk(NamedTuple):
         return f"chunk {self.index} of load {self.load_id}"
 
 
-def write_manifest(chunk_set: Path, load_id: str, chunk_rows: list[int], chunk_stats: list[dict]) -> None:
-    """The manifest: each chunk's folder, rows and source statistics (see ``verify``)."""
+def write_manifest(chunk_set: Path, load_id: str, chunk_rows: list[int], chunk_stats: list[dict],
+                   checksum: str) -> None:
+    """The manifest: each chunk's folder, rows and source statistics (see ``verify``; ``checksum``
+    names the row hash the statistics use)."""
     manifest = {
         "load_id": load_id,
         "rows": sum(chunk_rows),
+        "checksum": checksum,
         "chunks": [{"index": i, "dir": Chunk(load_id, i).dirname, "rows": n, "stats": s}
                    for i, (n, s) in enumerate(zip(chunk_rows, chunk_stats, strict=True))],
     }

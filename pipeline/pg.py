@@ -229,10 +229,11 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
         faults.point("copy.before_commit")
 
 
-def load_stats(conn, plan: Plan) -> tuple[dict, int, int]:
-    """(content statistics of the staging table (see ``verify``), rows in the ledger, chunks in the ledger)."""
+def load_stats(conn, plan: Plan, checksum: str) -> tuple[dict, int, int]:
+    """(content statistics of the staging table (see ``verify``; ``checksum`` names the row hash), rows in
+    the ledger, chunks in the ledger)."""
     with transaction(conn, f"verifying the rows of {plan.table}") as cur:
-        stats = verify.pg_stats(cur, staging_table(plan.load_id), plan.columns)
+        stats = verify.pg_stats(cur, staging_table(plan.load_id), plan.columns, checksum)
         cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
             _state("chunk_ledger")), (plan.load_id,))
         ledger_rows, ledger_chunks = cur.fetchone()

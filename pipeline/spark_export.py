@@ -95,6 +95,7 @@ def csv_frame(frame, columns: list[Column], observation):
     return measured.observe(observation, *verify.spark_aggregates(columns)).select("value")
 
 
+CHECKSUM = "md5"  # the row hash of the checksum (see verify.CHECKSUMS)
 _GLOB = re.compile(r"([\\*?\[\]{}])")
 
 

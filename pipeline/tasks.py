@@ -156,7 +156,7 @@ class ExportCsvChunks(LoadTask):
                     copies.submit(copy_now, index)
 
             stats = export.export_chunks(plan, tmp, exported_chunk)
-        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(total)], stats)
+        write_manifest(tmp, plan.load_id, [plan.chunk_rows(i) for i in range(total)], stats, export.engine().CHECKSUM)
         try:
             os.rename(tmp, self.chunk_set)
         except OSError:  # another process published the same (deterministic) chunk set first: keep it
@@ -237,7 +237,7 @@ class VerifyRowCount(LoadTask):
             published = pg.published_info(conn, TableName.parse(self.table))
             if published and published[0] == self.load_id:
                 return None
-            return pg.load_stats(conn, plan)
+            return pg.load_stats(conn, plan, manifest.get("checksum", "md5"))
 
         found = pg.with_retries(measure, f"verifying {self.table}")
         if found is None:

@@ -84,19 +84,22 @@ def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
         pg_column("col", arrow_type)
 
 
-@pytest.mark.parametrize("tamper, phrase", [
-    ("UPDATE {t} SET text = 'x' || text WHERE id = 3", "the row checksum differs"),
-    ("UPDATE {t} SET ts = ts + interval '1 microsecond' WHERE id = 0", "the row checksum differs"),
-    ("UPDATE {t} SET \"other text\" = NULL WHERE id = 1", "column 'other text': NULL count"),
+@pytest.mark.parametrize("tamper, phrase, engine", [
+    ("UPDATE {t} SET text = 'x' || text WHERE id = 3", "the row checksum differs", "spark"),
+    ("UPDATE {t} SET ts = ts + interval '1 microsecond' WHERE id = 0", "the row checksum differs", "spark"),
+    ("UPDATE {t} SET \"other text\" = NULL WHERE id = 1", "column 'other text': NULL count", "spark"),
+    ("UPDATE {t} SET text = 'x' || text WHERE id = 3", "the row checksum differs", "arrow"),
+    ("UPDATE {t} SET ts = ts + interval '1 microsecond' WHERE id = 0", "the row checksum differs", "arrow"),
 ])
-def test_a_value_changed_between_copy_and_verify_is_caught(env, tmp_path, tamper, phrase):
+def test_a_value_changed_between_copy_and_verify_is_caught(env, tmp_path, tamper, phrase, engine):
     dsn = env["PIPELINE_PG_DSN"]
     source = tmp_path / "src"
     write_awkward(source, files=2, rows_per_file=50)
-    assert ingest(env, source, "tamper.t", 50, kill_at="copy.done:2").returncode == -9
+    engine_args = ("--export-engine", engine)
+    assert ingest(env, source, "tamper.t", 50, *engine_args, kill_at="copy.done:2").returncode == -9
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
     query(dsn, tamper.format(t=f"pipeline.load_{load_id}"))
-    failed = ingest(env, source, "tamper.t", 50)
+    failed = ingest(env, source, "tamper.t", 50, *engine_args)
     assert failed.returncode != 0 and "Traceback" not in failed.stdout
     assert phrase in failed.stdout and "nothing was published" in failed.stdout, failed.stdout[-3000:]
     assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]

@@ -1,0 +1,98 @@
+"""PostgreSQL's ``hashtextextended(text, 0)``, computed over a whole Arrow array at once.
+
+PostgreSQL hashes text with Bob Jenkins' lookup3 (``hash_bytes_extended`` in
+src/common/hashfn.c), which costs it almost nothing per row where ``md5()`` costs about
+1.8 µs. Computing the same function here, vectorised with numpy over every value of a
+batch, lets the Arrow engine's content checksum be recomputed by PostgreSQL cheaply.
+This is the little-endian form of the function (every server PostgreSQL runs on today);
+``verify`` checks the server agrees on a known value before relying on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+_U32 = np.uint32
+# Bytes of the last (partial) 12-byte block that belong to the key, as masks on its three words.
+_TAIL = np.arange(12)
+_MASKS = [np.array([(1 << (8 * min(max(t - 4 * w, 0), 4))) - 1 for t in _TAIL], dtype=np.uint64).astype(_U32)
+          for w in range(3)]
+
+
+def _rot(x: np.ndarray, k: int) -> np.ndarray:
+    return (x << _U32(k)) | (x >> _U32(32 - k))
+
+
+def _mix(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """lookup3's mix(), in place."""
+    a -= c; a ^= _rot(c, 4); c += b  # noqa: E702 - kept in the shape of the C macro
+    b -= a; b ^= _rot(a, 6); a += c  # noqa: E702
+    c -= b; c ^= _rot(b, 8); b += a  # noqa: E702
+    a -= c; a ^= _rot(c, 16); c += b  # noqa: E702
+    b -= a; b ^= _rot(a, 19); a += c  # noqa: E702
+    c -= b; c ^= _rot(b, 4); b += a  # noqa: E702
+
+
+def _final(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """lookup3's final(), in place."""
+    c ^= b; c -= _rot(b, 14)  # noqa: E702
+    a ^= c; a -= _rot(c, 11)  # noqa: E702
+    b ^= a; b -= _rot(a, 25)  # noqa: E702
+    c ^= b; c -= _rot(b, 16)  # noqa: E702
+    a ^= c; a -= _rot(c, 4)  # noqa: E702
+    b ^= a; b -= _rot(a, 14)  # noqa: E702
+    c ^= b; c -= _rot(b, 24)  # noqa: E702
+
+
+def hash_extended(values: pa.Array) -> np.ndarray:
+    """``hashtextextended(v, 0)`` of every (non-null) value of a string or binary array, as int64."""
+    values = values.cast(pa.binary())
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * values.offset).astype(
+        np.int64)
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8, count=int(offsets[-1])) if data is not None else np.zeros(0, np.uint8)
+    padded = np.concatenate([raw, np.zeros(16, np.uint8)])  # the last block may read past the data
+    result = np.empty(n, dtype=np.int64)
+    # Keys are read a 4-byte word at a time, from the one of 4 shifted views in which they start aligned.
+    for shift in range(4):
+        rows = np.flatnonzero(offsets[:-1] % 4 == shift)
+        if len(rows):
+            view = padded[shift:shift + (len(padded) - shift) // 4 * 4].view("<u4")
+            result[rows] = _hash_aligned(view, (offsets[rows] - shift) // 4, offsets[rows + 1] - offsets[rows])
+    return result
+
+
+def _hash_aligned(view: np.ndarray, first_word: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """hash_bytes_extended(seed 0) of the keys starting at ``view[first_word]``, ``lengths`` bytes long."""
+    full = lengths // 12
+    order = np.argsort(-full, kind="stable")  # longest first: the keys that have a block k are a prefix
+    first_word, lengths, full = first_word[order], lengths[order], full[order]
+    a = (np.uint64(0x9E3779B9 + 3923095) + lengths.astype(np.uint64)).astype(_U32)
+    b, c = a.copy(), a.copy()
+    having = np.searchsorted(-full, -np.arange(int(full.max(initial=0))), side="left")  # keys with block k
+    for k, count in enumerate(having):
+        m = int(count)
+        at = first_word[:m] + 3 * k
+        av, bv, cv = a[:m], b[:m], c[:m]
+        av += view[at]
+        bv += view[at + 1]
+        cv += view[at + 2]
+        _mix(av, bv, cv)
+    tail = lengths % 12
+    at = first_word + 3 * full
+    a += view[at] & _MASKS[0][tail]
+    b += view[at + 1] & _MASKS[1][tail]
+    c += (view[at + 2] & _MASKS[2][tail]) << _U32(8)
+    _final(a, b, c)
+    hashed = np.empty(len(order), dtype=np.int64)
+    hashed[order] = ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64)
+    return hashed
+
+
+def hash_sum(values: pa.Array) -> int:
+    """Exact sum of ``hashtextextended(v, 0)`` over an array's values (what SQL's ``sum()`` gives)."""
+    hashed = hash_extended(values)
+    high, low = hashed >> np.int64(32), hashed & np.int64(0xFFFFFFFF)  # each sum fits an int64 below 2**31 rows
+    return (int(high.sum()) << 32) + int(low.sum())
