@@ -63,10 +63,19 @@ def fingerprint(files: list[SourceFile]) -> str:
 def _footer(path: Path) -> tuple[int, pa.Schema]:
     try:
         meta = pq.read_metadata(path)
-        return meta.num_rows, meta.schema.to_arrow_schema()
+        return meta.num_rows, _arrow_schema(meta.schema)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).split("\n", 1)[0]
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc
+
+
+def _arrow_schema(parquet: pq.ParquetSchema) -> pa.Schema:
+    """The file's Arrow schema, with INT96 timestamps (Spark's, Impala's, Hive's) read as microseconds,
+    as Spark reads them, rather than nanoseconds - their whole range fits, and so do their digits."""
+    schema = parquet.to_arrow_schema()
+    int96 = {parquet.column(i).path for i in range(len(parquet)) if parquet.column(i).physical_type == "INT96"}
+    return pa.schema([f.with_type(pa.timestamp("us", f.type.tz)) if f.name in int96 else f for f in schema],
+                     metadata=schema.metadata)
 
 
 def _describe(schema: pa.Schema) -> list[tuple[str, str]]:

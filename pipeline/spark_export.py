@@ -86,7 +86,8 @@ def csv_frame(frame, columns: list[Column], observation):
 
     order = csv_order(columns)
     fields = frame.select(*[csv_value(c).alias(f"_f{i}") for i, c in enumerate(columns)],
-                          *[_col(c.name).alias(f"_r{i}") for i, c in enumerate(columns) if is_float(c)])
+                          *[_col(c.name).alias(f"_r{i}") for i, c in enumerate(columns)
+                            if is_float(c) or c.kind in verify.DATED])
     head = [F.col(f"_f{i}") for i in order if not is_float(columns[i])]
     tail = [F.col(f"_f{i}") for i in order if is_float(columns[i])]
     lined = fields.select("*", (F.concat_ws(",", *head) if head else F.lit("")).alias("_h"))

@@ -145,11 +145,9 @@ class ExportCsvChunks(LoadTask):
         early = settings.export().copy_during_export
         with ThreadPoolExecutor(max_workers=max(1, luigi.interface.core().workers) if early else 1) as copies:
             def exported_chunk(index: int, stats: dict) -> None:
-                for column, values in verify.nul_columns(plan.columns, stats):
-                    raise ExportError(
-                        f"column {column!r} of {self.table} holds {values:,} value(s) with a NUL byte in chunk "
-                        f"{index} (source {plan.describe_chunk(index)}); PostgreSQL text cannot store NUL, "
-                        "so it was not loaded")
+                for problem in verify.refusals(plan.columns, stats):
+                    raise ExportError(f"{self.table} cannot be loaded: chunk {index} (source "
+                                      f"{plan.describe_chunk(index)}) holds {problem}; nothing was published")
                 exported.append(index)
                 progress()
                 if early:

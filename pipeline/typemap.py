@@ -18,6 +18,8 @@ A type without an exact equivalent is refused before any row is written.
 | date32, date64                     | date                | YYYY-MM-DD                          |
 | timestamp[s/ms/us] (no zone)       | timestamp           | YYYY-MM-DD HH:MM:SS.ffffff          |
 | timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
+
+INT96 timestamps reach this module as timestamp[us] (see ``source._arrow_schema``).
 """
 
 from __future__ import annotations

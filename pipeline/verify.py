@@ -61,7 +61,8 @@ def spark_row_metrics(columns: list[Column]) -> list:
     """Per-row values the statistics sum up, computed where Spark compiles them (a projection) rather
     than inside ``observe``: ``_d`` the row's digest of the line's head ``_h``, ``_n<i>`` 1 when
     column i is NULL (its field ``_f<i>`` is empty exactly then), ``_z<i>`` 1 when a text value
-    holds a NUL byte, ``_nan<i>`` and ``_r<i>`` a float column's NaN flag and raw value."""
+    holds a NUL byte, ``_o<i>`` 1 when a date or timestamp lies outside the years 1-9999,
+    ``_nan<i>`` a float column's NaN flag; ``_r<i>`` is the raw value of a float, date or timestamp."""
     from pyspark.sql import functions as F
 
     metrics = [F.conv(F.substring(F.md5(F.col("_h")), 1, 15), 16, 10).cast("decimal(38,0)").alias("_d")]
@@ -70,6 +71,9 @@ def spark_row_metrics(columns: list[Column]) -> list:
         metrics.append((field == "").cast("long").alias(f"_n{i}"))
         if c.kind == "text":
             metrics.append((F.instr(field, "\x00") > 0).cast("long").alias(f"_z{i}"))
+        if c.kind in DATED:
+            year = F.year(F.col(f"_r{i}"))
+            metrics.append(((year < 1) | (year > 9999)).cast("long").alias(f"_o{i}"))
         if is_float(c):
             metrics += [F.isnan(F.col(f"_r{i}")).cast("long").alias(f"_nan{i}"), F.col(f"_r{i}")]
     return metrics
@@ -85,12 +89,22 @@ def spark_aggregates(columns: list[Column]) -> list:
         if is_float(c):
             aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}")]
     named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
-    return named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind == "text"]
+    return (named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind == "text"]
+            + [F.sum(f"_o{i}").alias(f"oor_{i}") for i, c in enumerate(columns) if c.kind in DATED])
 
 
-def nul_columns(columns: list[Column], stats: dict) -> list[tuple[str, int]]:
-    """(column, values) of the text columns whose values hold a NUL byte, which PostgreSQL text cannot store."""
-    return [(c.name, stats[f"nul_{i}"]) for i, c in enumerate(columns) if stats.get(f"nul_{i}")]
+# Counted during the export: values the load refuses, and why (the chunk is named by the caller).
+REFUSALS = {
+    "nul": "with a NUL byte; PostgreSQL text cannot store NUL",
+    "oor": "outside the years 1-9999, which the export cannot write exactly",
+}
+DATED = ("date", "timestamp", "timestamptz")
+
+
+def refusals(columns: list[Column], stats: dict) -> list[str]:
+    """What a chunk's statistics say cannot be loaded: '<n> value(s) of column <c> <reason>' each."""
+    return [f"{stats[f'{key}_{i}']:,} value(s) of column {c.name!r} {reason}"
+            for key, reason in REFUSALS.items() for i, c in enumerate(columns) if stats.get(f"{key}_{i}")]
 
 
 # --- PostgreSQL side --------------------------------------------------------------------------------------
@@ -155,7 +169,7 @@ def normalise(stats: dict) -> dict:
     out = {}
     for key, value in stats.items():
         if value is None:
-            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "nul") else None
+            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", *REFUSALS) else None
         elif isinstance(value, (int, Decimal)) and key.split("_")[0] not in ("min", "max"):
             out[key] = int(value)
         else:
@@ -196,7 +210,7 @@ def differences(columns: list[Column], source: dict, loaded: dict) -> list[str]:
     """Human-readable differences between the source and the loaded statistics."""
     problems = []
     for i, c in enumerate(columns):
-        for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and not k.startswith("nul_")]:
+        for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and k.split("_")[0] not in REFUSALS]:
             if not _same(source[key], loaded.get(key)):
                 what = key.split("_")[0].replace("nulls", "NULL count").replace("nan", "NaN count")
                 problems.append(f"column {c.name!r}: {what} {source[key]} in the source, {loaded.get(key)} loaded")

@@ -86,7 +86,8 @@ def _normal(value):
 
 
 def source_rows(folder: Path) -> tuple[list[str], Counter]:
-    tables = [pq.read_table(p) for p in sorted(folder.iterdir()) if not p.name.startswith((".", "_"))]
+    tables = [pq.read_table(p, coerce_int96_timestamp_unit="us") for p in sorted(folder.iterdir())
+              if not p.name.startswith((".", "_"))]
     columns = tables[0].column_names
     rows: Counter = Counter()
     for t in tables:

@@ -88,7 +88,18 @@ def test_nul_byte_in_text_is_refused_naming_column_and_chunk(env, tmp_path):
     source.mkdir()
     pq.write_table(pa.table({"id": [1, 2], "body": ["fine", "bad\x00byte"]}), source / "a.parquet")
     result = ingest(env, source, "bad.t", 1000)
-    assert_clear_failure(result, "column 'body'", "NUL byte in chunk 0", "'a.parquet'")
+    assert_clear_failure(result, "column 'body'", "with a NUL byte", "chunk 0", "'a.parquet'")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
+
+
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_dates_before_year_one_are_refused_naming_column_and_chunk(env, tmp_path, engine):
+    source = tmp_path / "src"
+    source.mkdir()
+    year_zero = -719162 - 366  # days from 1970-01-01 back to 0000-01-01 (1 BC)
+    pq.write_table(pa.table({"id": [1, 2], "day": pa.array([0, year_zero], pa.date32())}), source / "a.parquet")
+    result = ingest(env, source, "bad.t", 1000, "--export-engine", engine)
+    assert_clear_failure(result, "column 'day'", "outside the years 1-9999", "chunk 0", "'a.parquet'")
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
 
 

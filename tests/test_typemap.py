@@ -78,6 +78,21 @@ def test_type_matrix_round_trips_exactly(env, tmp_path, engine):
     assert types["uint64"] == "numeric" and types["float32"] == "real" and types["tstz_ny"].endswith("with time zone")
 
 
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_int96_timestamps_load_as_microsecond_timestamps(env, tmp_path, engine):
+    """INT96, as Spark, Impala and Hive write timestamps: read at µs, the whole range and every digit kept."""
+    source = tmp_path / "int96"
+    source.mkdir()
+    values = [dt.datetime(2023, 1, 1, 0, 0, 0, 123456), dt.datetime(1000, 6, 15, 12), None,
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(1582, 10, 4, 23, 59, 59, 1)]
+    table = pa.table({"id": pa.array(range(len(values)), pa.int32()), "ts": pa.array(values, pa.timestamp("us"))})
+    pq.write_table(table, source / "a.parquet", use_deprecated_int96_timestamps=True)
+    assert pq.read_metadata(source / "a.parquet").schema.column(1).physical_type == "INT96"
+    ok(ingest(env, source, "types.int96", 10, "--export-engine", engine))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "types", "int96", source)
+    assert query(env["PIPELINE_PG_DSN"], "SELECT ts::text FROM types.int96 WHERE id = 1") == [("1000-06-15 12:00:00",)]
+
+
 @pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("us")])
 def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
     with pytest.raises(UnsupportedTypeError, match="'col'"):
