@@ -130,9 +130,10 @@ def _batches(plan: Plan, index: int):
 def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
     """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics."""
     stats: dict = {}
+    path = folder / "part-00000.csv"
     try:
         folder.mkdir()
-        with open(folder / "part-00000.csv", "wb", buffering=4 << 20) as out:
+        with open(path, "wb", buffering=4 << 20) as out:
             for batch in _batches(plan, index):
                 lines, heads = _lines(plan.columns, batch)
                 _write(out, lines)
@@ -141,4 +142,20 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
                           f"(source {plan.describe_chunk(index)}): {reason}") from exc
+    except OSError as exc:  # a full disk, say: name the file
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     return stats
+
+
+def column_checksums(plan: Plan) -> dict[int, int]:
+    """Per non-float column i: the sum of ``hashtextextended`` of its CSV field over every source row
+    (``verify.pg_column_checksums`` on the loaded side). Reads the whole source: used only to name
+    the columns after a row checksum failed, whichever engine exported the load."""
+    sums = {i: 0 for i, c in enumerate(plan.columns) if not is_float(c)}
+    for index in range(len(plan.chunks)):
+        for batch in _batches(plan, index):
+            for i in sums:
+                sums[i] += hash_sum(canonical(plan.columns[i], batch.column(i)))
+    return sums

@@ -240,6 +240,12 @@ def load_stats(conn, plan: Plan, checksum: str) -> tuple[dict, int, int]:
     return stats, int(ledger_rows), ledger_chunks
 
 
+def column_checksums(conn, plan: Plan) -> dict[int, int]:
+    """Per-column checksums of the staging table (see ``verify.pg_column_checksums``)."""
+    with transaction(conn, f"checking the columns of {plan.table}") as cur:
+        return verify.pg_column_checksums(cur, staging_table(plan.load_id), plan.columns)
+
+
 def ledger_progress(conn, load_id: str) -> tuple[int, int]:
     """(chunks, rows) the ledger records for a load."""
     with transaction(conn, f"reading the ledger of load {load_id}") as cur:

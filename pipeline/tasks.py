@@ -25,7 +25,7 @@ import luigi
 
 from . import catalog, export, faults, pg, settings, source, verify
 from .chunks import Chunk, read_manifest, write_manifest
-from .errors import ChunkAlreadyLoaded, ExportError, PipelineError, VerificationError, explain
+from .errors import ChunkAlreadyLoaded, ExportError, VerificationError, explain
 from .layout import Load
 from .naming import TableName
 
@@ -135,9 +135,9 @@ class ExportCsvChunks(LoadTask):
         def copy_now(index: int) -> None:
             try:
                 copy_chunk(self, plan, index, tmp, early=True)
-            except PipelineError as exc:
+            except Exception as exc:  # noqa: BLE001 - the chunk's own task retries it and reports what fails
                 log.warning("%s: chunk %d was not copied during the export (%s); its copy task will retry",
-                            self.table, index, exc)
+                            self.table, index, explain(exc) or repr(exc))
                 return
             copied.append(index)
             progress()
@@ -252,6 +252,13 @@ class VerifyRowCount(LoadTask):
                 f"{ledger_chunks} of {len(chunks)} chunks); nothing was published")
         source_stats = verify.combine([c["stats"] for c in manifest["chunks"]])
         problems = verify.differences(plan.columns, source_stats, loaded)
+        if problems == [verify.CHECKSUM_ONLY]:
+            self.report("the row checksum differs: reading the source again to find the column(s)", 100)
+            from .arrow_export import column_checksums
+
+            source_sums = column_checksums(plan)
+            loaded_sums = pg.with_retries(lambda conn: pg.column_checksums(conn, plan), f"checking {self.table}")
+            problems = [verify.changed_columns(plan.columns, source_sums, loaded_sums)]
         if problems:
             raise VerificationError(f"{self.table} does not verify: {'; '.join(problems)}; nothing was published")
         with self.output().open("w") as f:

@@ -149,6 +149,17 @@ def pg_stats(cur, table: sql.Composable, columns: list[Column], checksum: str = 
     return normalise(dict(zip(_names(columns), cur.fetchone(), strict=True)))
 
 
+def pg_column_checksums(cur, table: sql.Composable, columns: list[Column]) -> dict[int, int]:
+    """Per non-float column i: the sum of ``hashtextextended`` of its CSV field over the loaded rows."""
+    cur.execute(SESSION_SETTINGS)
+    _check_server_hash(cur)
+    indexes = [i for i, c in enumerate(columns) if not is_float(c)]
+    sums = [sql.SQL('coalesce(sum(hashtextextended({} COLLATE "C", 0)), 0)').format(pg_field(columns[i]))
+            for i in indexes]
+    cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sums), table))
+    return {i: int(v) for i, v in zip(indexes, cur.fetchone(), strict=True)}
+
+
 def _check_server_hash(cur) -> None:
     """The server computes ``hashtextextended`` as ``pghash`` does (a big-endian server would not)."""
     import pyarrow as pa
@@ -215,5 +226,16 @@ def differences(columns: list[Column], source: dict, loaded: dict) -> list[str]:
                 what = key.split("_")[0].replace("nulls", "NULL count").replace("nan", "NaN count")
                 problems.append(f"column {c.name!r}: {what} {source[key]} in the source, {loaded.get(key)} loaded")
     if not problems and source["checksum"] != loaded["checksum"]:
-        problems.append("the row checksum differs (rows and every column's NULL count agree: values were changed)")
+        problems.append(CHECKSUM_ONLY)
     return problems
+
+
+CHECKSUM_ONLY = "the row checksum differs (rows and every column's NULL count agree)"
+
+
+def changed_columns(columns: list[Column], source: dict[int, int], loaded: dict[int, int]) -> str:
+    """What per-column checksums say after ``CHECKSUM_ONLY``: which columns' values were changed."""
+    names = [repr(columns[i].name) for i in source if source[i] != loaded.get(i)]
+    if not names:
+        return f"{CHECKSUM_ONLY}: values were changed, though no single column's checksum differs"
+    return f"{CHECKSUM_ONLY}: values were changed in column{'s' if len(names) > 1 else ''} {', '.join(names)}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -175,3 +178,27 @@ def test_corrupt_files_from_the_parquet_testing_corpus(env, tmp_path, name):
     result = ingest(env, source, "bad.t", 1000)
     assert result.returncode not in (0, -9) and "Traceback" not in result.stdout, result.stdout[-3000:]
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs: too small for the sample's chunk files."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (or is not allowed here)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_full_disk_names_the_file_and_the_rerun_completes(env, tiny_disk):
+    from helpers import assert_table_matches, ok
+
+    env = {**env, "PIPELINE_STATE_DIR": str(tiny_disk / "state")}
+    result = ingest(env, REPO / "data_sample", "full.t", 5000, "--export-engine", "arrow")
+    assert_clear_failure(result, f"cannot write '{tiny_disk}/state/", "No space left on device", "free some space")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "full", "t")
+    subprocess.run(["mount", "-o", "remount,size=64M", str(tiny_disk)], check=True)
+    ok(ingest(env, REPO / "data_sample", "full.t", 5000, "--export-engine", "arrow"))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "full", "t", REPO / "data_sample")
