@@ -29,7 +29,7 @@ test: install ## ruff, then the test suite against a throwaway PostgreSQL and re
 	$(VENV)/bin/ruff check pipeline tests
 	$(VENV)/bin/pytest
 
-chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (PIPELINE_CHAOS_SEED replays one)
+chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (PIPELINE_CHAOS_SEED replays one, PIPELINE_CHAOS_ENGINE=arrow)
 	mkdir -p test-artifacts
 	PIPELINE_CHAOS_KILLS=$${PIPELINE_CHAOS_KILLS:-25} PIPELINE_CHAOS_REPORT=test-artifacts/chaos.txt \
 		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider

@@ -1,7 +1,8 @@
 """SIGKILL the `luigi` process group at random instants, rerunning after each, then check the table.
 
 `make test` runs a quick form; `make chaos` runs PIPELINE_CHAOS_KILLS=25. The seed and the
-schedule are printed (PIPELINE_CHAOS_SEED replays one).
+schedule are printed (PIPELINE_CHAOS_SEED replays one). PIPELINE_CHAOS_ENGINE picks the export
+engine (default spark).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.source import fingerprint, list_files
 
 KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
+ENGINE = os.environ.get("PIPELINE_CHAOS_ENGINE", "spark")
 FILES, ROWS = 8, 2000
 PHASES = ["plan", "export", "copy", "verify", "publish"]
 
@@ -49,8 +51,9 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     # A run may finish before its kill lands, so the schedule holds three tries per kill wanted.
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
-    print(f"\nchaos: seed={SEED} kills={KILLS} schedule={schedule}")
-    cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2")
+    print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} schedule={schedule}")
+    engine = ("--export-engine", ENGINE)
+    cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2", *engine)
     killed, files = [], FILES
     for target, jitter in schedule:
         if len(killed) == KILLS:
@@ -79,7 +82,7 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
         else:
             assert proc.returncode == 0, f"a run exited {proc.returncode} without being killed (seed {SEED})"
     print(f"chaos: {len(killed)} kills, by phase: { {p: killed.count(p) for p in PHASES} }")
-    ok(ingest(env, source, "chaos.t", ROWS, "--workers", "2"))
+    ok(ingest(env, source, "chaos.t", ROWS, "--workers", "2", *engine))
     assert_table_matches(dsn, "chaos", "t", source)
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.published")[0]
     assert query(dsn, "SELECT count(*), count(DISTINCT chunk), sum(rows) FROM pipeline.chunk_ledger "
@@ -92,5 +95,6 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     report = os.environ.get("PIPELINE_CHAOS_REPORT")
     if report:
         with open(report, "a") as f:
-            f.write(f"seed={SEED} kills={len(killed)} by_phase={ {p: killed.count(p) for p in PHASES} } "
+            by_phase = {p: killed.count(p) for p in PHASES}
+            f.write(f"seed={SEED} engine={ENGINE} kills={len(killed)} by_phase={by_phase} "
                     f"loads={files - FILES + 1} final_rows={files * ROWS} exact=yes\n")
