@@ -42,9 +42,10 @@ def _plain_decimal(values: pa.Array) -> pa.Array:
     return pa.array([None if v is None else format(Decimal(v), "f") for v in text.to_pylist()], pa.string())
 
 
-def _timestamp(values: pa.Array) -> pa.Array:
-    """YYYY-MM-DD HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)."""
-    micros = _text(pc.cast(values, pa.timestamp("us")))  # a zoned value keeps its UTC instant
+def _timestamp(values: pa.Array, unit: pa.DataType) -> pa.Array:
+    """[YYYY-MM-DD ]HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)
+    or a time of day; ``unit`` is the microsecond type the values are cast to first."""
+    micros = _text(pc.cast(values, unit))  # a zoned timestamp keeps its UTC instant
     return pc.ascii_rtrim(pc.ascii_rtrim(micros, "0"), ".")
 
 
@@ -58,9 +59,11 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     elif column.kind == "bytea":
         field = pa.array([None if v is None else "\\x" + v.hex() for v in values.to_pylist()], pa.string())
     elif column.kind == "timestamp":
-        field = _timestamp(values)
+        field = _timestamp(values, pa.timestamp("us"))
     elif column.kind == "timestamptz":
-        field = pc.binary_join_element_wise(_timestamp(values), "+00", "")
+        field = pc.binary_join_element_wise(_timestamp(values, pa.timestamp("us")), "+00", "")
+    elif column.kind == "time":
+        field = _timestamp(values, pa.time64("us"))
     elif pa.types.is_decimal(values.type):
         field = _plain_decimal(values)
     else:
@@ -125,6 +128,10 @@ def _batches(plan: Plan, index: int):
     if pending or not sent:
         table = pa.Table.from_batches(pending, schema=dataset.schema.empty_table().select(names).schema)
         yield pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=names)
+
+
+def check(columns: list[Column]) -> None:
+    """Nothing to refuse: pyarrow reads every type ``typemap`` maps (Spark does not, see its ``check``)."""
 
 
 def export_chunk(plan: Plan, index: int, folder: Path) -> dict:

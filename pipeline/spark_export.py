@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import settings, verify
 from .chunks import Chunk
-from .errors import ExportError
+from .errors import ExportError, UnsupportedTypeError
 from .source import Plan
 from .typemap import Column, csv_order, is_float
 
@@ -48,6 +48,7 @@ def session():
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+                .config("spark.sql.timeType.enabled", "true")  # Parquet TIME(MICROS) columns
                 # Dates and timestamps are proleptic Gregorian in Arrow and PostgreSQL: never "rebase" them.
                 .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
                 .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
@@ -103,6 +104,14 @@ _GLOB = re.compile(r"([\\*?\[\]{}])")
 def _hadoop_path(path: str) -> str:
     """A local path as Hadoop reads it literally (no globbing)."""
     return "file://" + _GLOB.sub(r"\\\1", path)
+
+
+def check(columns: list[Column]) -> None:
+    """Refuse, before any row is written, the columns Spark cannot read."""
+    for c in columns:
+        if c.arrow_type.startswith("time32"):
+            raise UnsupportedTypeError(f"column {c.name!r} holds times of day in milliseconds ({c.arrow_type}), "
+                                       "which Spark cannot read; load it with --export-engine arrow")
 
 
 def export_chunk(plan: Plan, index: int, folder: Path) -> dict:

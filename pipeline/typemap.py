@@ -18,6 +18,7 @@ A type without an exact equivalent is refused before any row is written.
 | date32, date64                     | date                | YYYY-MM-DD                          |
 | timestamp[s/ms/us] (no zone)       | timestamp           | YYYY-MM-DD HH:MM:SS.ffffff          |
 | timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
+| time32[s/ms], time64[us]           | time                | HH:MM:SS[.ffffff]                   |
 
 INT96 timestamps reach this module as timestamp[us] (see ``source._arrow_schema``).
 """
@@ -36,7 +37,7 @@ class Column(NamedTuple):
     name: str
     arrow_type: str
     pg_type: str
-    kind: str  # how the value is written as CSV: plain, text, bytea, date, timestamp, timestamptz
+    kind: str  # how the value is written as CSV: plain, text, bytea, date, time, timestamp, timestamptz
 
 
 def pg_column(name: str, arrow_type: pa.DataType) -> Column:
@@ -71,6 +72,12 @@ def _map(t: pa.DataType, name: str) -> tuple[str, str]:
         return "bytea", "bytea"
     if pa.types.is_date(t):
         return "date", "date"
+    if pa.types.is_time(t):
+        if t.unit == "ns":
+            raise UnsupportedTypeError(
+                f"column {name!r} holds nanosecond times of day ({t}); PostgreSQL keeps microseconds, "
+                "so loading it would silently drop digits")
+        return "time", "time"
     if pa.types.is_timestamp(t):
         if t.unit == "ns":
             raise UnsupportedTypeError(

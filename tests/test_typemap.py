@@ -59,6 +59,8 @@ def matrix() -> pa.Table:
         "tstz_us": pa.array(pad([dt.datetime(2023, 6, 1, 12, 0, 0, 999999, tzinfo=UTC)]), pa.timestamp("us", "UTC")),
         "tstz_ny": pa.array(pad([dt.datetime(2023, 6, 1, 12, 0, 0, 5, tzinfo=UTC)]),
                             pa.timestamp("us", "America/New_York")),
+        "time_us": pa.array(pad([dt.time(0, 0), dt.time(23, 59, 59, 999999), dt.time(12, 0, 0, 5)]),
+                            pa.time64("us")),
     }
     return pa.table(columns)
 
@@ -93,7 +95,23 @@ def test_int96_timestamps_load_as_microsecond_timestamps(env, tmp_path, engine):
     assert query(env["PIPELINE_PG_DSN"], "SELECT ts::text FROM types.int96 WHERE id = 1") == [("1000-06-15 12:00:00",)]
 
 
-@pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("us")])
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_millisecond_times_of_day_load_with_arrow_and_spark_refuses_them(env, tmp_path, engine):
+    source = tmp_path / "t32"
+    source.mkdir()
+    times = pa.array([dt.time(1, 2, 3, 4000), dt.time(0, 0), None, dt.time(23, 59, 59, 999000)], pa.time32("ms"))
+    pq.write_table(pa.table({"id": pa.array(range(4), pa.int32()), "t": times}), source / "a.parquet")
+    result = ingest(env, source, "types.t32", 10, "--export-engine", engine)
+    if engine == "arrow":
+        ok(result)
+        assert_table_matches(env["PIPELINE_PG_DSN"], "types", "t32", source)
+    else:
+        assert result.returncode != 0 and "Traceback" not in result.stdout, result.stdout[-3000:]
+        assert "column 't' holds times of day in milliseconds (time32[ms]), which Spark cannot read; load it " \
+               "with --export-engine arrow" in result.stdout
+
+
+@pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("ns")])
 def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
     with pytest.raises(UnsupportedTypeError, match="'col'"):
         pg_column("col", arrow_type)
