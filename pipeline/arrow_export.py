@@ -45,8 +45,13 @@ def _plain_decimal(values: pa.Array) -> pa.Array:
 def _timestamp(values: pa.Array, unit: pa.DataType) -> pa.Array:
     """[YYYY-MM-DD ]HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)
     or a time of day; ``unit`` is the microsecond type the values are cast to first."""
-    micros = _text(pc.cast(values, unit))  # a zoned timestamp keeps its UTC instant
-    return pc.ascii_rtrim(pc.ascii_rtrim(micros, "0"), ".")
+    if values.type.unit == "ns":  # allowed by [export] truncate_nanoseconds: keep the microseconds, rounded down
+        ns = values.cast(pa.int64())
+        micros = pc.divide(ns, 1000)  # rounds towards zero: step back one where the remainder is negative
+        micros = pc.subtract(micros, pc.cast(pc.less(pc.subtract(ns, pc.multiply(micros, 1000)), 0), pa.int64()))
+        values = micros.cast(pa.timestamp("us", values.type.tz) if pa.types.is_timestamp(unit) else unit)
+    text = _text(pc.cast(values, unit))  # a zoned timestamp keeps its UTC instant
+    return pc.ascii_rtrim(pc.ascii_rtrim(text, "0"), ".")
 
 
 def canonical(column: Column, values: pa.Array) -> pa.Array:

@@ -55,6 +55,11 @@ class export(luigi.Config):  # noqa: N801
         "(pyarrow in-process, no JVM: for loads one machine handles).",
     )
     parallel_jobs = luigi.IntParameter(default=2, description="Chunks exported at the same time.")
+    truncate_nanoseconds = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Load nanosecond timestamps keeping their microseconds (the digits below a microsecond are "
+        "dropped, as PostgreSQL cannot hold them). Off: such columns are refused.",
+    )
     copy_during_export = luigi.BoolParameter(
         default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         description="COPY each chunk as soon as it is written, over --workers connections, while the export "

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import settings
 from .errors import SourceError
 from .typemap import Column, pg_column
 
@@ -132,7 +133,8 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         described = _describe(schema)
         if described != first_schema:
             raise SourceError(_schema_difference(files[0].name, first_schema, f.name, described, source))
-    columns = [pg_column(field.name, field.type) for field in footers[0][1]]
+    truncate_ns = settings.export().truncate_nanoseconds
+    columns = [pg_column(field.name, field.type, truncate_ns) for field in footers[0][1]]
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
     file_rows = [rows for rows, _ in footers]

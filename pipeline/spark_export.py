@@ -49,6 +49,7 @@ def session():
                 .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
                 .config("spark.sql.timeType.enabled", "true")  # Parquet TIME(MICROS) columns
+                .config("spark.sql.legacy.parquet.nanosAsLong", "true")  # see source_value
                 # Dates and timestamps are proleptic Gregorian in Arrow and PostgreSQL: never "rebase" them.
                 .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
                 .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
@@ -69,11 +70,23 @@ def _col(name: str):
     return F.col("`" + name.replace("`", "``") + "`")
 
 
+def source_value(column: Column):
+    """The column as a Spark value of its type. Nanosecond timestamps (allowed by [export]
+    truncate_nanoseconds) arrive as longs (spark.sql.legacy.parquet.nanosAsLong): their
+    microseconds, rounded down, as a timestamp."""
+    from pyspark.sql import functions as F
+
+    if not column.arrow_type.startswith("timestamp[ns"):
+        return _col(column.name)
+    quoted = "`" + column.name.replace("`", "``") + "`"
+    return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
+
+
 def csv_value(column: Column):
     """A Spark expression giving the column's CSV field: never null, PostgreSQL's text form."""
     from pyspark.sql import functions as F
 
-    c = _col(column.name)
+    c = source_value(column)
     value = verify.spark_canonical(column, c)
     if column.kind == "text":
         value = F.concat(F.lit('"'), F.replace(value, F.lit('"'), F.lit('""')), F.lit('"'))
@@ -87,7 +100,7 @@ def csv_frame(frame, columns: list[Column], observation):
 
     order = csv_order(columns)
     fields = frame.select(*[csv_value(c).alias(f"_f{i}") for i, c in enumerate(columns)],
-                          *[_col(c.name).alias(f"_r{i}") for i, c in enumerate(columns)
+                          *[source_value(c).alias(f"_r{i}") for i, c in enumerate(columns)
                             if is_float(c) or c.kind in verify.DATED])
     head = [F.col(f"_f{i}") for i in order if not is_float(columns[i])]
     tail = [F.col(f"_f{i}") for i in order if is_float(columns[i])]
@@ -109,8 +122,9 @@ def _hadoop_path(path: str) -> str:
 def check(columns: list[Column]) -> None:
     """Refuse, before any row is written, the columns Spark cannot read."""
     for c in columns:
-        if c.arrow_type.startswith("time32"):
-            raise UnsupportedTypeError(f"column {c.name!r} holds times of day in milliseconds ({c.arrow_type}), "
+        if c.arrow_type.startswith(("time32", "time64[ns]")):
+            unit = "milliseconds" if c.arrow_type.startswith("time32") else "nanoseconds"
+            raise UnsupportedTypeError(f"column {c.name!r} holds times of day in {unit} ({c.arrow_type}), "
                                        "which Spark cannot read; load it with --export-engine arrow")
 
 

@@ -20,6 +20,9 @@ A type without an exact equivalent is refused before any row is written.
 | timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
 | time32[s/ms], time64[us]           | time                | HH:MM:SS[.ffffff]                   |
 
+Nanosecond timestamps and times are refused, or, with ``[export] truncate_nanoseconds``,
+loaded with their microseconds (rounded down, as the digits are dropped).
+
 INT96 timestamps reach this module as timestamp[us] (see ``source._arrow_schema``).
 """
 
@@ -40,17 +43,18 @@ class Column(NamedTuple):
     kind: str  # how the value is written as CSV: plain, text, bytea, date, time, timestamp, timestamptz
 
 
-def pg_column(name: str, arrow_type: pa.DataType) -> Column:
-    """Map one Parquet column, or raise ``UnsupportedTypeError`` naming it."""
+def pg_column(name: str, arrow_type: pa.DataType, truncate_ns: bool = False) -> Column:
+    """Map one Parquet column, or raise ``UnsupportedTypeError`` naming it. ``truncate_ns``: map
+    nanosecond timestamps and times too, to be loaded with their microseconds only."""
     if not name or len(name.encode()) > MAX_IDENTIFIER or "\x00" in name:
         raise UnsupportedTypeError(f"column name {name!r} cannot be a PostgreSQL column name "
                                    f"(1 to {MAX_IDENTIFIER} bytes, no NUL)")
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
-    pg_type, kind = _map(t, name)
+    pg_type, kind = _map(t, name, truncate_ns)
     return Column(name, str(arrow_type), pg_type, kind)
 
 
-def _map(t: pa.DataType, name: str) -> tuple[str, str]:
+def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, str]:
     if pa.types.is_boolean(t):
         return "boolean", "plain"
     if pa.types.is_integer(t):
@@ -72,18 +76,14 @@ def _map(t: pa.DataType, name: str) -> tuple[str, str]:
         return "bytea", "bytea"
     if pa.types.is_date(t):
         return "date", "date"
+    if (pa.types.is_time(t) or pa.types.is_timestamp(t)) and t.unit == "ns" and not truncate_ns:
+        raise UnsupportedTypeError(
+            f"column {name!r} holds nanoseconds ({t}); PostgreSQL keeps microseconds, so loading it would drop "
+            "digits - set [export] truncate_nanoseconds = true (--export-truncate-nanoseconds true) to load "
+            "it with its microseconds")
     if pa.types.is_time(t):
-        if t.unit == "ns":
-            raise UnsupportedTypeError(
-                f"column {name!r} holds nanosecond times of day ({t}); PostgreSQL keeps microseconds, "
-                "so loading it would silently drop digits")
         return "time", "time"
     if pa.types.is_timestamp(t):
-        if t.unit == "ns":
-            raise UnsupportedTypeError(
-                f"column {name!r} holds nanosecond timestamps ({t}); PostgreSQL keeps microseconds, "
-                "so loading it would silently drop digits"
-            )
         return ("timestamptz", "timestamptz") if t.tz else ("timestamp", "timestamp")
     raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
 

@@ -111,6 +111,26 @@ def test_millisecond_times_of_day_load_with_arrow_and_spark_refuses_them(env, tm
                "with --export-engine arrow" in result.stdout
 
 
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, engine):
+    source = tmp_path / "ns"
+    source.mkdir()
+    ns = [1_672_531_200_123_456_789, -1, -1_000, None, 0, 2**63 - 1]
+    table = pa.table({"id": pa.array(range(len(ns)), pa.int32()), "ts": pa.array(ns, pa.timestamp("ns")),
+                      "tz": pa.array(ns, pa.timestamp("ns", "UTC"))})
+    pq.write_table(table, source / "a.parquet")
+    refused = ingest(env, source, "types.ns", 10, "--export-engine", engine)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout
+    assert "column 'ts' holds nanoseconds (timestamp[ns])" in refused.stdout, refused.stdout[-3000:]
+    ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true"))
+    loaded = query(env["PIPELINE_PG_DSN"], "SELECT ts::text, tz::text FROM types.ns ORDER BY id")
+    assert loaded == [("2023-01-01 00:00:00.123456", "2023-01-01 00:00:00.123456+00"),
+                      ("1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999999+00"),  # rounded down
+                      ("1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999999+00"),
+                      (None, None), ("1970-01-01 00:00:00", "1970-01-01 00:00:00+00"),
+                      ("2262-04-11 23:47:16.854775", "2262-04-11 23:47:16.854775+00")]
+
+
 @pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("ns")])
 def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
     with pytest.raises(UnsupportedTypeError, match="'col'"):
