@@ -154,7 +154,7 @@ def pg_column_checksums(cur, table: sql.Composable, columns: list[Column]) -> di
     cur.execute(SESSION_SETTINGS)
     _check_server_hash(cur)
     indexes = [i for i, c in enumerate(columns) if not is_float(c)]
-    sums = [sql.SQL('coalesce(sum(hashtextextended({} COLLATE "C", 0)), 0)').format(pg_field(columns[i]))
+    sums = [sql.SQL("coalesce(sum({}), 0)").format(sql.SQL(CHECKSUMS["hashtext"]).format(pg_field(columns[i])))
             for i in indexes]
     cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(sums), table))
     return {i: int(v) for i, v in zip(indexes, cur.fetchone(), strict=True)}

@@ -29,6 +29,16 @@ def test_make_run_loads_the_sample_and_prints_a_summary(env):
     assert_table_matches(env["PIPELINE_PG_DSN"], "product", "product_master", REPO / "data_sample")
 
 
+def test_run_passes_luigi_options_through(env):
+    """`python -m pipeline run --export-engine arrow`: the option reaches the tasks, as under `luigi`."""
+    result = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pipeline", "run", "--local-scheduler",
+                             "--export-engine", "arrow"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Starting Spark" not in result.stdout + result.stderr
+    assert_table_matches(env["PIPELINE_PG_DSN"], "product", "product_master", REPO / "data_sample")
+
+
 def test_awkward_strings_and_microseconds_load_exactly_in_parallel(env, tmp_path):
     source = tmp_path / "awkward"
     write_awkward(source, files=4, rows_per_file=500)
