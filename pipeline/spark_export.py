@@ -67,7 +67,12 @@ def session():
 def _col(name: str):
     from pyspark.sql import functions as F
 
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(_quoted(name))
+
+
+def _quoted(name: str) -> str:
+    """A column name as Spark SQL reads it literally."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def source_value(column: Column):
@@ -78,7 +83,7 @@ def source_value(column: Column):
 
     if not column.arrow_type.startswith("timestamp[ns"):
         return _col(column.name)
-    quoted = "`" + column.name.replace("`", "``") + "`"
+    quoted = _quoted(column.name)
     return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
 
 
