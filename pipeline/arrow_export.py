@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from . import verify
+from . import nested, verify
 from .chunks import Chunk
 from .errors import ExportError
 from .pghash import hash_sum
@@ -54,13 +54,20 @@ def _timestamp(values: pa.Array, unit: pa.DataType) -> pa.Array:
     return pc.ascii_rtrim(pc.ascii_rtrim(text, "0"), ".")
 
 
+def _quoted(text: pa.Array) -> pa.Array:
+    """Text as a CSV field: always quoted, quotes doubled."""
+    return pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+
+
 def canonical(column: Column, values: pa.Array) -> pa.Array:
     """The value's CSV field: PostgreSQL's text form, "" for NULL (the Arrow twin of
     ``spark_export.csv_value``)."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     if column.kind == "text":
-        field = pc.binary_join_element_wise('"', pc.replace_substring(_text(values), '"', '""'), '"', "")
+        field = _quoted(_text(values))
+    elif column.kind == "json":
+        field = _quoted(nested.json_texts(values, column.name))
     elif column.kind == "bytea":
         field = pa.array([None if v is None else "\\x" + v.hex() for v in values.to_pylist()], pa.string())
     elif column.kind == "timestamp":
@@ -76,8 +83,9 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     return pc.fill_null(field, "")
 
 
-def batch_stats(columns: list[Column], batch: pa.RecordBatch, heads: pa.Array) -> dict:
-    """The statistics of ``verify`` for one batch; ``verify.combine`` adds batches and chunks up."""
+def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Array], heads: pa.Array) -> dict:
+    """The statistics of ``verify`` for one batch (``fields``: each column's CSV fields, ``heads``: the
+    lines' heads, see ``_lines``); ``verify.combine`` adds batches and chunks up."""
     stats = {"rows": batch.num_rows, "checksum": hash_sum(heads)}
     for i, c in enumerate(columns):
         values = batch.column(i)
@@ -90,16 +98,17 @@ def batch_stats(columns: list[Column], batch: pa.RecordBatch, heads: pa.Array) -
             low, high = numbers["min"].as_py(), numbers["max"].as_py()
             stats[f"min_{i}"] = math.nan if low is None and nans else low
             stats[f"max_{i}"] = math.nan if nans else high
-        if c.kind == "text":
-            stats[f"nul_{i}"] = pc.sum(pc.match_substring(_text(values), "\x00")).as_py() or 0
+        if c.kind in verify.TEXTUAL:
+            stats[f"nul_{i}"] = pc.sum(pc.match_substring(fields[i], "\x00")).as_py() or 0
         if c.kind in verify.DATED:
             year = pc.year(values)
             stats[f"oor_{i}"] = pc.sum(pc.or_(pc.less(year, 1), pc.greater(year, 9999))).as_py() or 0
     return stats
 
 
-def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
-    """(every row's CSV line with its newline, the line's head - the fields the checksum covers)."""
+def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, list[pa.Array], pa.Array]:
+    """(every row's CSV line with its newline, each column's CSV fields, the lines' heads - the fields
+    the checksum covers)."""
     fields = [canonical(c, batch.column(i)) for i, c in enumerate(columns)]
     order = csv_order(columns)
     head_fields = [fields[i] for i in order if not is_float(columns[i])]
@@ -107,7 +116,7 @@ def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, pa.A
     empty = pa.array([""] * batch.num_rows, pa.string())
     head = pc.binary_join_element_wise(*head_fields, ",") if head_fields else empty
     line = pc.binary_join_element_wise(*([head] if head_fields else []), *tail_fields, ",")
-    return pc.binary_join_element_wise(line, "\n", ""), head
+    return pc.binary_join_element_wise(line, "\n", ""), fields, head
 
 
 def _write(out, lines: pa.Array) -> None:
@@ -147,10 +156,10 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
             for batch in _batches(plan, index):
-                lines, heads = _lines(plan.columns, batch)
+                lines, fields, heads = _lines(plan.columns, batch)
                 _write(out, lines)
-                stats = verify.combine([stats, batch_stats(plan.columns, batch, heads)])
-    except pa.ArrowException as exc:
+                stats = verify.combine([stats, batch_stats(plan.columns, batch, fields, heads)])
+    except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
                           f"(source {plan.describe_chunk(index)}): {reason}") from exc

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -37,6 +39,7 @@ def session():
 
             cfg = settings.spark()
             log.info("Starting Spark (master=%s)", cfg.master)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # runs nested columns' UDF (see json_text)
             java_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
             builder = (
                 SparkSession.builder.master(cfg.master)
@@ -87,13 +90,28 @@ def source_value(column: Column):
     return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
 
 
+def json_text(column: Column, value):
+    """A nested value's jsonb text, made by ``nested.json_texts`` - the Arrow engine's own code - in an
+    Arrow UDF (so Python runs beside the executors; they need this package installed)."""
+    from pyspark.sql.functions import arrow_udf
+
+    name = column.name
+
+    def texts(values):
+        from pipeline.nested import json_texts
+
+        return json_texts(values, name)
+
+    return arrow_udf(texts, "string")(value)
+
+
 def csv_value(column: Column):
     """A Spark expression giving the column's CSV field: never null, PostgreSQL's text form."""
     from pyspark.sql import functions as F
 
     c = source_value(column)
-    value = verify.spark_canonical(column, c)
-    if column.kind == "text":
+    value = json_text(column, c) if column.kind == "json" else verify.spark_canonical(column, c)
+    if column.kind in ("text", "json"):
         value = F.concat(F.lit('"'), F.replace(value, F.lit('"'), F.lit('""')), F.lit('"'))
     return F.when(c.isNull(), F.lit("")).otherwise(value)
 
@@ -124,11 +142,15 @@ def _hadoop_path(path: str) -> str:
     return "file://" + _GLOB.sub(r"\\\1", path)
 
 
+_UNREADABLE = re.compile(r"(?:^|[<:,] ?)(time32(?=\[)|time64\[ns\])")
+
+
 def check(columns: list[Column]) -> None:
     """Refuse, before any row is written, the columns Spark cannot read."""
     for c in columns:
-        if c.arrow_type.startswith(("time32", "time64[ns]")):
-            unit = "milliseconds" if c.arrow_type.startswith("time32") else "nanoseconds"
+        found = _UNREADABLE.search(c.arrow_type)  # also inside a list, struct or map
+        if found:
+            unit = "milliseconds" if found.group(1) == "time32" else "nanoseconds"
             raise UnsupportedTypeError(f"column {c.name!r} holds times of day in {unit} ({c.arrow_type}), "
                                        "which Spark cannot read; load it with --export-engine arrow")
 
@@ -153,4 +175,7 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
+    refused = re.search(r"NestedValueError: (.*)", text)  # raised in json_text's UDF, inside a Python traceback
+    if refused:
+        return refused.group(1)[:500]
     return text.split("\n", 1)[0][:500] if text else type(exc).__name__

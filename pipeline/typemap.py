@@ -19,6 +19,8 @@ A type without an exact equivalent is refused before any row is written.
 | timestamp[s/ms/us] (no zone)       | timestamp           | YYYY-MM-DD HH:MM:SS.ffffff          |
 | timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
 | time32[s/ms], time64[us]           | time                | HH:MM:SS[.ffffff]                   |
+| list, large_list, fixed_size_list  | jsonb               | jsonb's own text, quoted (``nested``) |
+| struct, map                        | jsonb               | jsonb's own text, quoted (``nested``) |
 
 Nanosecond timestamps and times are refused, or, with ``[export] truncate_nanoseconds``,
 loaded with their microseconds (rounded down, as the digits are dropped).
@@ -32,6 +34,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
+from . import nested
 from .errors import UnsupportedTypeError
 from .naming import MAX_IDENTIFIER
 
@@ -40,7 +43,7 @@ class Column(NamedTuple):
     name: str
     arrow_type: str
     pg_type: str
-    kind: str  # how the value is written as CSV: plain, text, bytea, date, time, timestamp, timestamptz
+    kind: str  # how the value is written as CSV: plain, text, json, bytea, date, time, timestamp, timestamptz
 
 
 def pg_column(name: str, arrow_type: pa.DataType, truncate_ns: bool = False) -> Column:
@@ -85,6 +88,9 @@ def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, str]:
         return "time", "time"
     if pa.types.is_timestamp(t):
         return ("timestamptz", "timestamptz") if t.tz else ("timestamp", "timestamp")
+    if nested.is_nested(t):
+        nested.check(name, t, lambda leaf: _map(leaf, name, truncate_ns))
+        return "jsonb", "json"
     raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
 
 

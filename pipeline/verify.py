@@ -69,7 +69,7 @@ def spark_row_metrics(columns: list[Column]) -> list:
     for i, c in enumerate(columns):
         field = F.col(f"_f{i}")
         metrics.append((field == "").cast("long").alias(f"_n{i}"))
-        if c.kind == "text":
+        if c.kind in TEXTUAL:
             metrics.append((F.instr(field, "\x00") > 0).cast("long").alias(f"_z{i}"))
         if c.kind in DATED:
             year = F.year(F.col(f"_r{i}"))
@@ -89,16 +89,17 @@ def spark_aggregates(columns: list[Column]) -> list:
         if is_float(c):
             aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}")]
     named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
-    return (named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind == "text"]
+    return (named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind in TEXTUAL]
             + [F.sum(f"_o{i}").alias(f"oor_{i}") for i, c in enumerate(columns) if c.kind in DATED])
 
 
 # Counted during the export: values the load refuses, and why (the chunk is named by the caller).
 REFUSALS = {
-    "nul": "with a NUL byte; PostgreSQL text cannot store NUL",
+    "nul": "with a NUL byte; PostgreSQL text and jsonb cannot store NUL",
     "oor": "outside the years 1-9999, which the export cannot write exactly",
 }
 DATED = ("date", "timestamp", "timestamptz")
+TEXTUAL = ("text", "json")  # the kinds whose values may hold a NUL (``nested`` writes a NUL inside as it is)
 
 
 def refusals(columns: list[Column], stats: dict) -> list[str]:
@@ -112,8 +113,8 @@ def refusals(columns: list[Column], stats: dict) -> list[str]:
 def pg_field(column: Column) -> sql.Composed:
     """SQL giving the CSV field the export wrote for a non-float value."""
     ident = sql.Identifier(column.name)
-    if column.kind == "text":
-        return sql.SQL("""CASE WHEN {c} IS NULL THEN '' ELSE '"' || replace({c}, '"', '""') || '"' END""").format(
+    if column.kind in ("text", "json"):  # quoted; a jsonb value as jsonb prints it, which is what was written
+        return sql.SQL("""CASE WHEN {c} IS NULL THEN '' ELSE '"' || replace({c}::text, '"', '""') || '"' END""").format(
             c=ident)
     return sql.SQL("coalesce({}::text, '')").format(ident)
 

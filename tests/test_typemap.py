@@ -131,7 +131,8 @@ def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, e
                       ("2262-04-11 23:47:16.854775", "2262-04-11 23:47:16.854775+00")]
 
 
-@pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.list_(pa.int32()), pa.time64("ns")])
+@pytest.mark.parametrize("arrow_type", [pa.timestamp("ns"), pa.dense_union([pa.field("a", pa.int32())]),
+                                        pa.time64("ns"), pa.duration("us")])
 def test_unmappable_types_are_refused_with_the_column_named(arrow_type):
     with pytest.raises(UnsupportedTypeError, match="'col'"):
         pg_column("col", arrow_type)
