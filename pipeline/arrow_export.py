@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 from . import nested, verify
 from .chunks import Chunk
 from .errors import ExportError
-from .pghash import hash_sum
+from .pghash import float_hash_sum, hash_sum
 from .source import Plan
 from .typemap import Column, csv_order, is_float
 
@@ -98,6 +98,7 @@ def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Ar
             low, high = numbers["min"].as_py(), numbers["max"].as_py()
             stats[f"min_{i}"] = math.nan if low is None and nans else low
             stats[f"max_{i}"] = math.nan if nans else high
+            stats[f"hash_{i}"] = float_hash_sum(values)
         if c.kind in verify.TEXTUAL:
             stats[f"nul_{i}"] = pc.sum(pc.match_substring(fields[i], "\x00")).as_py() or 0
         if c.kind in verify.DATED:

@@ -93,6 +93,28 @@ def _hash_aligned(view: np.ndarray, first_word: np.ndarray, lengths: np.ndarray)
 
 def hash_sum(values: pa.Array) -> int:
     """Exact sum of ``hashtextextended(v, 0)`` over an array's values (what SQL's ``sum()`` gives)."""
-    hashed = hash_extended(values)
+    return exact_sum(hash_extended(values))
+
+
+def exact_sum(hashed: np.ndarray) -> int:
     high, low = hashed >> np.int64(32), hashed & np.int64(0xFFFFFFFF)  # each sum fits an int64 below 2**31 rows
     return (int(high.sum()) << 32) + int(low.sum())
+
+
+def float_hashes(values: pa.Array) -> pa.Array:
+    """``hashfloat8extended(v::float8, 0)`` of every value of a float array (NULL stays NULL): the hash
+    of the double's 8 bytes, with every NaN hashed as PostgreSQL's one NaN and ±0 as 0."""
+    doubles = values.cast(pa.float64())  # float32 widens exactly, as PostgreSQL's real::float8 does
+    numbers = doubles.fill_null(0.0).to_numpy(zero_copy_only=False).copy()
+    numbers[np.isnan(numbers)] = np.nan  # 0x7ff8000000000000, PostgreSQL's get_float8_nan()
+    n = len(numbers)
+    offsets = pa.py_buffer(np.arange(0, 8 * n + 1, 8, dtype=np.int32).tobytes())
+    keys = pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(numbers.astype("<f8").tobytes())])
+    hashed = hash_extended(keys)
+    hashed[numbers == 0] = 0  # the seed, for 0.0 and -0.0 alike
+    return pa.array(hashed, pa.int64(), mask=doubles.is_null().to_numpy(zero_copy_only=False))
+
+
+def float_hash_sum(values: pa.Array) -> int:
+    """Exact sum of ``hashfloat8extended(v::float8, 0)`` over an array's non-null values."""
+    return exact_sum(float_hashes(values).drop_null().to_numpy())

@@ -13,8 +13,10 @@ export writes - and compare:
   engine, PostgreSQL's own ``hashtextextended`` (``pghash``), which costs PostgreSQL
   almost nothing to recompute where MD5 costs it about 1.8 µs a row;
 * per column: the NULL count;
-* per float column: NaN count, minimum and maximum. Java and PostgreSQL print floats
-  differently, so float values are not part of the row checksum.
+* per float column: NaN count, minimum, maximum and a checksum of the values themselves:
+  the sum of PostgreSQL's ``hashfloat8extended(v, 0)`` (``pghash.float_hashes``; the Spark
+  engine runs it in an Arrow UDF). Java and PostgreSQL print floats differently, so floats
+  are hashed as the double's exact bits rather than as text, outside the row checksum.
 
 The export also counts, per text column, values holding a NUL byte - PostgreSQL text
 cannot store one, so such a load is refused before any row is copied.
@@ -36,7 +38,7 @@ SESSION_SETTINGS = "SET LOCAL DateStyle = ISO; SET LOCAL TimeZone = 'UTC'; SET L
 def _names(columns: list[Column]) -> list[str]:
     names = ["rows", "checksum"]
     for i, c in enumerate(columns):
-        names += [f"nulls_{i}"] + ([f"nan_{i}", f"min_{i}", f"max_{i}"] if is_float(c) else [])
+        names += [f"nulls_{i}"] + ([f"nan_{i}", f"min_{i}", f"max_{i}", f"hash_{i}"] if is_float(c) else [])
     return names
 
 
@@ -75,7 +77,8 @@ def spark_row_metrics(columns: list[Column]) -> list:
             year = F.year(F.col(f"_r{i}"))
             metrics.append(((year < 1) | (year > 9999)).cast("long").alias(f"_o{i}"))
         if is_float(c):
-            metrics += [F.isnan(F.col(f"_r{i}")).cast("long").alias(f"_nan{i}"), F.col(f"_r{i}")]
+            metrics += [F.isnan(F.col(f"_r{i}")).cast("long").alias(f"_nan{i}"), F.col(f"_r{i}"),
+                        _spark_float_hash(F.col(f"_r{i}")).cast("decimal(38,0)").alias(f"_x{i}")]
     return metrics
 
 
@@ -87,10 +90,23 @@ def spark_aggregates(columns: list[Column]) -> list:
     for i, c in enumerate(columns):
         aggregates.append(F.sum(f"_n{i}"))
         if is_float(c):
-            aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}")]
+            aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}"), F.sum(f"_x{i}")]
     named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
     return (named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind in TEXTUAL]
             + [F.sum(f"_o{i}").alias(f"oor_{i}") for i, c in enumerate(columns) if c.kind in DATED])
+
+
+def _spark_float_hash(value):
+    """``pghash.float_hashes`` of a float column, run in an Arrow UDF: Spark has no function PostgreSQL
+    shares for hashing a double's exact bits."""
+    from pyspark.sql.functions import arrow_udf
+
+    def hashes(values):
+        from pipeline.pghash import float_hashes
+
+        return float_hashes(values)
+
+    return arrow_udf(hashes, "long")(value)
 
 
 # Counted during the export: values the load refuses, and why (the chunk is named by the caller).
@@ -138,13 +154,14 @@ def pg_stats_query(table: sql.Composable, columns: list[Column], checksum: str =
         if is_float(c):
             # min/max as float8: a real printed as text would come back as a different double
             items += [sql.SQL("count(*) FILTER (WHERE {} = 'NaN')").format(ident),
-                      sql.SQL("min({})::float8").format(ident), sql.SQL("max({})::float8").format(ident)]
+                      sql.SQL("min({})::float8").format(ident), sql.SQL("max({})::float8").format(ident),
+                      sql.SQL("coalesce(sum(hashfloat8extended({}::float8, 0)), 0)").format(ident)]
     return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), table)
 
 
 def pg_stats(cur, table: sql.Composable, columns: list[Column], checksum: str = "md5") -> dict:
     cur.execute(SESSION_SETTINGS)
-    if checksum == "hashtext":
+    if checksum == "hashtext" or any(is_float(c) for c in columns):
         _check_server_hash(cur)
     cur.execute(pg_stats_query(table, columns, checksum))
     return normalise(dict(zip(_names(columns), cur.fetchone(), strict=True)))
@@ -165,13 +182,13 @@ def _check_server_hash(cur) -> None:
     """The server computes ``hashtextextended`` as ``pghash`` does (a big-endian server would not)."""
     import pyarrow as pa
 
-    from .pghash import hash_extended
+    from .pghash import float_hashes, hash_extended
 
-    probe = "parquet-pg-pipeline, \"checksum\" probe: é😀"
-    cur.execute('SELECT hashtextextended(%s COLLATE "C", 0)', (probe,))
-    if cur.fetchone()[0] != int(hash_extended(pa.array([probe]))[0]):
-        raise VerificationError("this PostgreSQL server hashes text differently from the Arrow engine's checksum, "
-                                "so the load cannot be verified; load it with --export-engine spark")
+    probe, number = "parquet-pg-pipeline, \"checksum\" probe: é😀", -1 / 3
+    cur.execute('SELECT hashtextextended(%s COLLATE "C", 0), hashfloat8extended(%s, 0)', (probe, number))
+    if cur.fetchone() != (int(hash_extended(pa.array([probe]))[0]), float_hashes(pa.array([number]))[0].as_py()):
+        raise VerificationError("this PostgreSQL server hashes values differently from the pipeline's checksums, "
+                                "so the load cannot be verified; load it with --export-engine spark (a table without float columns)")
 
 
 # --- both -------------------------------------------------------------------------------------------------
@@ -181,7 +198,7 @@ def normalise(stats: dict) -> dict:
     out = {}
     for key, value in stats.items():
         if value is None:
-            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", *REFUSALS) else None
+            out[key] = 0 if key.split("_")[0] in ("rows", "checksum", "nulls", "nan", "hash", *REFUSALS) else None
         elif isinstance(value, (int, Decimal)) and key.split("_")[0] not in ("min", "max"):
             out[key] = int(value)
         else:
@@ -224,7 +241,8 @@ def differences(columns: list[Column], source: dict, loaded: dict) -> list[str]:
     for i, c in enumerate(columns):
         for key in [k for k in source if k.rsplit("_", 1)[-1] == str(i) and k.split("_")[0] not in REFUSALS]:
             if not _same(source[key], loaded.get(key)):
-                what = key.split("_")[0].replace("nulls", "NULL count").replace("nan", "NaN count")
+                kind = key.split("_")[0]
+                what = {"nulls": "NULL count", "nan": "NaN count", "hash": "value checksum"}.get(kind, kind)
                 problems.append(f"column {c.name!r}: {what} {source[key]} in the source, {loaded.get(key)} loaded")
     if not problems and source["checksum"] != loaded["checksum"]:
         problems.append(CHECKSUM_ONLY)

@@ -158,3 +158,26 @@ def test_a_value_changed_between_copy_and_verify_is_caught(env, tmp_path, tamper
     assert failed.returncode != 0 and "Traceback" not in failed.stdout
     assert phrase in failed.stdout and "nothing was published" in failed.stdout, failed.stdout[-3000:]
     assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]
+
+
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_a_float_changed_inside_its_range_is_caught_by_the_value_checksum(env, tmp_path, engine):
+    """Neither the NaN count nor min/max move: only the hash of the values' exact bits can tell."""
+    dsn = env["PIPELINE_PG_DSN"]
+    source = tmp_path / "floats"
+    source.mkdir()
+    for f in range(2):
+        ids = list(range(f * 4, f * 4 + 4))
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int32()),
+                                 "x": pa.array([-1.0, 0.1, math.nan, 7.0], pa.float64()),
+                                 "r": pa.array([-1.0, 0.1, None, 7.0], pa.float32())}), source / f"{f}.parquet")
+    args = ("--export-engine", engine)
+    assert ingest(env, source, "tamper.f", 4, *args, kill_at="copy.done:2").returncode == -9
+    (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
+    query(dsn, f"UPDATE pipeline.load_{load_id} SET x = 0.10000000000000002, r = 0.2 WHERE id = 1")
+    failed = ingest(env, source, "tamper.f", 4, *args)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout
+    assert "column 'x': value checksum" in failed.stdout and "column 'r': value checksum" in failed.stdout, \
+        failed.stdout[-3000:]
+    assert "nothing was published" in failed.stdout
+    assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]
