@@ -19,7 +19,8 @@ with the chunk named, as in a text column), a map holding one key twice, and a s
 two fields of one name (jsonb keeps one).
 
 The Arrow engine calls ``json_texts`` on each batch; the Spark engine runs the same
-function in an Arrow UDF, so both engines write the same text.
+function in an Arrow UDF, so both engines write the same text. (The UDF ships this module
+by value: what ``json_texts`` uses must not import the rest of the package.)
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def encoder(t: pa.DataType, column: str) -> Callable[[object], str]:
         return lambda v: '"' + _fraction(v.isoformat()) + '"'
     if pa.types.is_null(t):
         return lambda v: "null"
-    raise UnsupportedTypeError(f"column {column!r} holds {t} inside a list, struct or map, which has no jsonb form")
+    raise NestedValueError(f"column {column!r} holds {t} inside a list, struct or map, which has no jsonb form")
 
 
 def _nullable(encode: Callable[[object], str]) -> Callable[[object], str]:

@@ -61,9 +61,21 @@ def fingerprint(files: list[SourceFile]) -> str:
     return digest.hexdigest()[:32]
 
 
+SIGNATURE = 28  # the nonce and tag after a signed plaintext footer (Parquet modular encryption)
+
+
 def _footer(path: Path) -> tuple[int, pa.Schema]:
     try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
+            tail = f.read(8)  # the footer's length and the magic bytes
+        if tail[4:] == b"PARE":
+            raise SourceError(f"file {str(path)!r} is encrypted (Parquet modular encryption, encrypted footer); "
+                              "the pipeline reads only unencrypted Parquet - decrypt it first")
         meta = pq.read_metadata(path)
+        if int.from_bytes(tail[:4], "little") - meta.serialized_size == SIGNATURE:
+            raise SourceError(f"file {str(path)!r} has encrypted columns (Parquet modular encryption, signed "
+                              "plaintext footer); the pipeline reads only unencrypted Parquet - decrypt it first")
         return meta.num_rows, _arrow_schema(meta.schema)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).split("\n", 1)[0]

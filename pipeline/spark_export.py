@@ -21,6 +21,7 @@ from pathlib import Path
 from . import settings, verify
 from .chunks import Chunk
 from .errors import ExportError, UnsupportedTypeError
+from .nested import json_texts
 from .source import Plan
 from .typemap import Column, csv_order, is_float
 
@@ -90,19 +91,20 @@ def source_value(column: Column):
     return F.timestamp_micros(F.expr(f"({quoted} - pmod({quoted}, 1000)) div 1000"))
 
 
-def json_text(column: Column, value):
-    """A nested value's jsonb text, made by ``nested.json_texts`` - the Arrow engine's own code - in an
-    Arrow UDF (so Python runs beside the executors; they need this package installed)."""
+def arrow_udf_by_value(function, return_type: str, *args):
+    """``function(array, *args) -> array`` as a Spark Arrow UDF. Its module is shipped by value, so the
+    Python workers beside the executors import pyarrow and numpy but not this package: they stay
+    small, and a cluster's workers need only pyspark, pyarrow and numpy."""
+    from pyspark import cloudpickle
     from pyspark.sql.functions import arrow_udf
 
-    name = column.name
+    cloudpickle.register_pickle_by_value(sys.modules[function.__module__])
+    return arrow_udf(lambda values: function(values, *args), return_type)
 
-    def texts(values):
-        from pipeline.nested import json_texts
 
-        return json_texts(values, name)
-
-    return arrow_udf(texts, "string")(value)
+def json_text(column: Column, value):
+    """A nested value's jsonb text, made by ``nested.json_texts`` - the Arrow engine's own code."""
+    return arrow_udf_by_value(json_texts, "string", column.name)(value)
 
 
 def csv_value(column: Column):
@@ -170,7 +172,8 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
         frame.write.option("compression", "none").text(str(folder))
         return verify.normalise(observation.get)
     except Exception as exc:
-        raise ExportError(f"Spark failed to export {chunk} of {plan.table}: {_first_line(exc)}") from exc
+        raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source {plan.describe_chunk(index)}): "
+                          f"{_first_line(exc)}") from exc
 
 
 def _first_line(exc: Exception) -> str:

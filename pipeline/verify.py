@@ -99,14 +99,10 @@ def spark_aggregates(columns: list[Column]) -> list:
 def _spark_float_hash(value):
     """``pghash.float_hashes`` of a float column, run in an Arrow UDF: Spark has no function PostgreSQL
     shares for hashing a double's exact bits."""
-    from pyspark.sql.functions import arrow_udf
+    from .pghash import float_hashes
+    from .spark_export import arrow_udf_by_value
 
-    def hashes(values):
-        from pipeline.pghash import float_hashes
-
-        return float_hashes(values)
-
-    return arrow_udf(hashes, "long")(value)
+    return arrow_udf_by_value(float_hashes, "long")(value)
 
 
 # Counted during the export: values the load refuses, and why (the chunk is named by the caller).
@@ -188,7 +184,8 @@ def _check_server_hash(cur) -> None:
     cur.execute('SELECT hashtextextended(%s COLLATE "C", 0), hashfloat8extended(%s, 0)', (probe, number))
     if cur.fetchone() != (int(hash_extended(pa.array([probe]))[0]), float_hashes(pa.array([number]))[0].as_py()):
         raise VerificationError("this PostgreSQL server hashes values differently from the pipeline's checksums, "
-                                "so the load cannot be verified; load it with --export-engine spark (a table without float columns)")
+                                "so the load cannot be verified; a table without float columns can be loaded "
+                                "with --export-engine spark")
 
 
 # --- both -------------------------------------------------------------------------------------------------

@@ -85,8 +85,20 @@ def _normal(value):
     return value
 
 
+def _as_loaded(table: pa.Table) -> pa.Table:
+    """Nested columns as the jsonb text they load as (``nested.json_texts``, itself tested against
+    PostgreSQL's own output)."""
+    from pipeline.nested import is_nested, json_texts
+
+    for i, field in enumerate(table.schema):
+        if is_nested(field.type):
+            texts = json_texts(table.column(i).combine_chunks(), field.name)
+            table = table.set_column(i, field.name, texts)
+    return table
+
+
 def source_rows(folder: Path) -> tuple[list[str], Counter]:
-    tables = [pq.read_table(p, coerce_int96_timestamp_unit="us") for p in sorted(folder.iterdir())
+    tables = [_as_loaded(pq.read_table(p, coerce_int96_timestamp_unit="us")) for p in sorted(folder.iterdir())
               if not p.name.startswith((".", "_"))]
     columns = tables[0].column_names
     rows: Counter = Counter()
@@ -104,9 +116,9 @@ def assert_table_matches(dsn: str, schema: str, name: str, folder: Path) -> None
             cur.execute("SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass "
                         "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                         (sql.Identifier(schema, name).as_string(conn),))
-            # real is read widened to double precision, exactly as pyarrow widens float32
-            select = [sql.SQL("{}::float8" if t == "real" else "{}").format(sql.Identifier(n))
-                      for n, t in cur.fetchall()]
+            # real is read widened to double precision, exactly as pyarrow widens float32; jsonb as its text
+            casts = {"real": "{}::float8", "jsonb": "{}::text"}
+            select = [sql.SQL(casts.get(t, "{}")).format(sql.Identifier(n)) for n, t in cur.fetchall()]
             cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), sql.Identifier(schema, name)))
             loaded_columns = [d.name for d in cur.description]
             loaded = Counter(tuple(_normal(v) for v in row) for row in cur.fetchall())

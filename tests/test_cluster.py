@@ -9,9 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pyspark
 import pytest
 from helpers import assert_table_matches, ingest, ok, query, write_awkward
+from test_nested import nested_table
 
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
 
@@ -58,3 +60,8 @@ def test_load_on_a_standalone_spark_cluster(env, tmp_path, spark_cluster):
     assert f"Starting Spark (master={spark_cluster})" in out
     assert_table_matches(env["PIPELINE_PG_DSN"], "cluster", "t", source)
     assert query(env["PIPELINE_PG_DSN"], "SELECT count(*) FROM pipeline.chunk_ledger") == [(4,)]
+    nested = tmp_path / "nested"  # lists, structs, maps and floats: Arrow UDFs in the executors' Python workers
+    nested.mkdir()
+    pq.write_table(nested_table(), nested / "a.parquet")
+    ok(ingest({**env, "SPARK_LOCAL_IP": "127.0.0.1"}, nested, "cluster.nested", 2, "--spark-master", spark_cluster))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "cluster", "nested", nested)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import ingest, ok, query, table_exists
+from helpers import assert_table_matches, ingest, ok, query, table_exists
 
 from pipeline.errors import UnsupportedTypeError
 from pipeline.nested import json_texts
@@ -27,9 +27,11 @@ def edge_arrays() -> dict[str, pa.Array]:
                           1e16, 1.5e-7]], pa.list_(pa.float32())),
         "f64": pa.array([[0.1, -0.0, math.nan, 1.7976931348623157e308, 5e-324, 1 / 3, 1e15, 1e16, 123.0]],
                         pa.list_(pa.float64())),
-        "decimals": pa.array([[Decimal("1.50"), Decimal("-0.01"), Decimal("0.00"), None]], pa.list_(pa.decimal128(12, 2))),
+        "decimals": pa.array([[Decimal("1.50"), Decimal("-0.01"), Decimal("0.00"), None]],
+                             pa.list_(pa.decimal128(12, 2))),
         "dec38": pa.array([[Decimal("9" * 28 + "." + "9" * 10), Decimal("0E-10")]], pa.list_(pa.decimal128(38, 10))),
-        "strings": pa.array([['a "b"', "\\", "\n\t\r\b\f", "\x01\x1f\x7f", "é😀", "", "\u2028"]], pa.list_(pa.string())),
+        "strings": pa.array([['a "b"', "\\", "\n\t\r\b\f", "\x01\x1f\x7f", "é😀", "", "\u2028"]],
+                            pa.list_(pa.string())),
         "bytes": pa.array([[b"\x00\xff", b""]], pa.list_(pa.binary())),
         "dates": pa.array([[dt.date(1, 1, 1), dt.date(9999, 12, 31)]], pa.list_(pa.date32())),
         "ts": pa.array([[dt.datetime(2023, 1, 1), dt.datetime(2023, 1, 1, 0, 0, 0, 500000),
@@ -78,7 +80,7 @@ def test_every_edge_value_loads_as_written_on_both_engines(env, tmp_path, engine
     source.mkdir()
     pq.write_table(table, source / "a.parquet")
     ok(ingest(env, source, "types.edges", 10, "--export-engine", engine))
-    for name, values in arrays.items():
+    for name in arrays:
         loaded = query(env["PIPELINE_PG_DSN"], f'SELECT "{name}"::text FROM types.edges ORDER BY id')
         assert [v for (v,) in loaded] == json_texts(table[name].combine_chunks(), name).to_pylist(), name
 
@@ -94,6 +96,7 @@ def nested_table() -> pa.Table:
                           pa.struct([("x", pa.int64()), ("y", pa.int64())])),
         "seen": pa.array([[dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)], None, None, []],
                          pa.list_(pa.timestamp("us", "UTC"))),
+        "score": pa.array([0.1, None, math.nan, -2.5], pa.float64()),
     })
 
 
@@ -106,7 +109,7 @@ def test_lists_structs_and_maps_load_as_jsonb(env, tmp_path, engine):
     assert "counts and checksums match" in out
     dsn = env["PIPELINE_PG_DSN"]
     types = set(query(dsn, "SELECT data_type FROM information_schema.columns WHERE table_schema = 'types' "
-                           "AND table_name = 'nested' AND column_name <> 'id'"))
+                           "AND table_name = 'nested' AND column_name NOT IN ('id', 'score')"))
     assert types == {("jsonb",)}
     rows = query(dsn, "SELECT tags::text, items::text, attrs::text, point::text, seen::text "
                       "FROM types.nested ORDER BY id")
@@ -118,6 +121,7 @@ def test_lists_structs_and_maps_load_as_jsonb(env, tmp_path, engine):
         ('["q\\"uote", null]', "[null]", '{"z": null}', '{"x": -1, "y": 2}', "[]"),
     ]
     assert query(dsn, "SELECT items -> 0 ->> 'price' FROM types.nested WHERE id = 0") == [("9.99",)]
+    assert_table_matches(dsn, "types", "nested", source)
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
