@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
+import json
 import os
 import shutil
 import statistics
@@ -225,6 +226,11 @@ class Bench:
             return (*_timed([cmd], env=env), table)
         raise ValueError(method)
 
+    def scan_seconds(self, method: str) -> float | None:
+        """How long the last ``method`` run's verification scan took (``VerifyRowCount``), if it has one."""
+        found = list((self.work / method / "state").glob("**/verified.json"))
+        return json.loads(found[0].read_text()).get("scan_seconds") if len(found) == 1 else None
+
     def make_csv(self, table: str) -> None:
         """The COPY limit's input: the loaded rows as one CSV file and as two halves."""
         folder = self.work / "csv"
@@ -260,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         args.methods.remove("spark-jdbc")
     lines = [f"machine: {os.cpu_count()} cores, {_mem_gib()} GiB; PostgreSQL at {pg.describe(dsn)}; "
              f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; repeat {args.repeat} (median)", "",
-             "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | peak MiB (process tree) | exact |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | verify scan s (share) "
+             "| peak MiB (process tree) | exact |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     print("\n".join(lines), flush=True)
     datasets = [("wide", n) for n in args.rows] + [("minutes", n) for n in args.minutes]
     for kind, size in datasets:
@@ -276,22 +283,24 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for _ in range(args.repeat):
                 seconds, peak, table = bench.run(method, folder, plan, chunk_rows)
-                runs.append((seconds, peak))
+                runs.append((seconds, peak, bench.scan_seconds(method)))
             seconds = statistics.median(r[0] for r in runs)
             peak = max(r[1] for r in runs)
+            scans = [r[2] for r in runs if r[2] is not None]
+            scan = f"{statistics.median(scans):.1f} ({statistics.median(scans) / seconds:.0%})" if scans else "-"
             stats = bench.stats(table, plan.columns)
             if method == "pipeline":
                 reference = stats
                 bench.make_csv(table)
             exact = "yes" if stats == reference else ("rows only" if stats["rows"] == rows else "NO")
-            results[method] = (seconds, peak, exact)
+            results[method] = (seconds, peak, exact, scan)
         limit = results.get("copy-2", (None,))[0]
         for method in args.methods:
             if method not in results:
                 continue
-            seconds, peak, exact = results[method]
+            seconds, peak, exact, scan = results[method]
             ratio = f"{seconds / limit:.2f}" if limit else "-"
-            line = (f"| {kind} {rows:,} | {method} | {seconds:.1f} | {rows / seconds:,.0f} | {ratio} | "
+            line = (f"| {kind} {rows:,} | {method} | {seconds:.1f} | {rows / seconds:,.0f} | {ratio} | {scan} | "
                     f"{peak or '-'} | {exact} |")
             lines.append(line)
             print(line, flush=True)

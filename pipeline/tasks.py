@@ -237,7 +237,9 @@ class VerifyRowCount(LoadTask):
                 return None
             return pg.load_stats(conn, plan, manifest.get("checksum", "md5"))
 
+        started = time.monotonic()
         found = pg.with_retries(measure, f"verifying {self.table}")
+        scan_seconds = round(time.monotonic() - started, 3)
         if found is None:
             self.report("the load was already verified and published by another process", 100)
             with self.output().open("w") as f:
@@ -263,7 +265,7 @@ class VerifyRowCount(LoadTask):
             raise VerificationError(f"{self.table} does not verify: {'; '.join(problems)}; nothing was published")
         with self.output().open("w") as f:
             json.dump({"source_rows": counts[0], "manifest_rows": counts[1], "source": source_stats,
-                       "loaded": loaded}, f, indent=1)
+                       "loaded": loaded, "scan_seconds": scan_seconds}, f, indent=1)
         self.report(f"verified {_fmt(loaded['rows'])} rows in {len(chunks)} chunks: counts and checksums match", 100)
         faults.point("verify.done")
 
