@@ -107,10 +107,13 @@ def float_hashes(values: pa.Array) -> pa.Array:
     doubles = values.cast(pa.float64())  # float32 widens exactly, as PostgreSQL's real::float8 does
     numbers = doubles.fill_null(0.0).to_numpy(zero_copy_only=False).copy()
     numbers[np.isnan(numbers)] = np.nan  # 0x7ff8000000000000, PostgreSQL's get_float8_nan()
-    n = len(numbers)
-    offsets = pa.py_buffer(np.arange(0, 8 * n + 1, 8, dtype=np.int32).tobytes())
-    keys = pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(numbers.astype("<f8").tobytes())])
-    hashed = hash_extended(keys)
+    # An 8-byte key is no full 12-byte block, only lookup3's tail: its two words added to a and b, then final().
+    words = np.ascontiguousarray(numbers, dtype="<f8").view("<u4").reshape(-1, 2)
+    a, b, c = (np.full(len(numbers), 0x9E3779B9 + 8 + 3923095, dtype=_U32) for _ in range(3))
+    a += words[:, 0]
+    b += words[:, 1]
+    _final(a, b, c)
+    hashed = ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64)
     hashed[numbers == 0] = 0  # the seed, for 0.0 and -0.0 alike
     return pa.array(hashed, pa.int64(), mask=doubles.is_null().to_numpy(zero_copy_only=False))
 
