@@ -22,11 +22,11 @@ import pyarrow.dataset as ds
 from . import nested, verify
 from .chunks import Chunk
 from .errors import ExportError
-from .pghash import float_hash_sum, hash_sum
+from .pghash import exact_sum, float_hash_sum, float_hashes, hash_extended, hash_sum, int8_hashes, uint32_hashes
 from .source import Plan
 from .typemap import Column, csv_order, is_float
 
-CHECKSUM = "hashtext"  # the row hash of the checksum (see verify.CHECKSUMS)
+CHECKSUM = "typed"  # the row hash of the checksum (see verify.TYPED_HASHES)
 BATCH_ROWS = 131_072
 
 
@@ -42,15 +42,20 @@ def _plain_decimal(values: pa.Array) -> pa.Array:
     return pa.array([None if v is None else format(Decimal(v), "f") for v in text.to_pylist()], pa.string())
 
 
-def _timestamp(values: pa.Array, unit: pa.DataType) -> pa.Array:
-    """[YYYY-MM-DD ]HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)
-    or a time of day; ``unit`` is the microsecond type the values are cast to first."""
+def _micros(values: pa.Array, unit: pa.DataType) -> pa.Array:
+    """Timestamps or times as ``unit`` (a microsecond type; a zoned timestamp keeps its UTC instant)."""
     if values.type.unit == "ns":  # allowed by [export] truncate_nanoseconds: keep the microseconds, rounded down
         ns = values.cast(pa.int64())
         micros = pc.divide(ns, 1000)  # rounds towards zero: step back one where the remainder is negative
         micros = pc.subtract(micros, pc.cast(pc.less(pc.subtract(ns, pc.multiply(micros, 1000)), 0), pa.int64()))
         values = micros.cast(pa.timestamp("us", values.type.tz) if pa.types.is_timestamp(unit) else unit)
-    text = _text(pc.cast(values, unit))  # a zoned timestamp keeps its UTC instant
+    return pc.cast(values, unit)
+
+
+def _timestamp(values: pa.Array, unit: pa.DataType) -> pa.Array:
+    """[YYYY-MM-DD ]HH:MM:SS[.ffffff without trailing zeros], as PostgreSQL prints a timestamp (in UTC)
+    or a time of day; ``unit`` is the microsecond type the values are cast to first."""
+    text = _text(_micros(values, unit))
     return pc.ascii_rtrim(pc.ascii_rtrim(text, "0"), ".")
 
 
@@ -83,10 +88,51 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     return pc.fill_null(field, "")
 
 
-def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Array], heads: pa.Array) -> dict:
-    """The statistics of ``verify`` for one batch (``fields``: each column's CSV fields, ``heads``: the
-    lines' heads, see ``_lines``); ``verify.combine`` adds batches and chunks up."""
-    stats = {"rows": batch.num_rows, "checksum": hash_sum(heads)}
+PG_EPOCH_DAYS, PG_EPOCH_MICROS = 10_957, 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, after 1970's
+
+
+def _int_keys(values: pa.Array, kind: str) -> np.ndarray:
+    """The integer PostgreSQL stores for each value of a "typed" hash kind (0 for NULL)."""
+    if kind in ("bool", "int4"):
+        return values.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+    if kind == "date":
+        days = values.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+        return days - np.int32(PG_EPOCH_DAYS)
+    if kind == "time":
+        return _micros(values, pa.time64("us")).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    if kind in ("timestamp", "timestamptz"):
+        micros = _micros(values, pa.timestamp("us")).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        return micros - np.int64(PG_EPOCH_MICROS)
+    return values.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)  # int8
+
+
+def typed_hashes(column: Column, values: pa.Array, field: pa.Array, seed: int) -> np.ndarray:
+    """The column's part of the "typed" row hash (``verify.TYPED_HASHES``), 0 for NULL."""
+    kind = verify.hash_kind(column)
+    if kind == "field":
+        return hash_extended(field, seed)  # "" for NULL, as PostgreSQL's pg_field gives
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if kind == "text":
+        hashed = hash_extended(_text(values), seed)
+    elif kind == "float":
+        hashed = float_hashes(values, seed).fill_null(0).to_numpy(zero_copy_only=False)
+    elif kind in ("int8", "time", "timestamp", "timestamptz"):
+        hashed = int8_hashes(_int_keys(values, kind), seed)
+    else:
+        hashed = uint32_hashes(_int_keys(values, kind), seed)
+    if values.null_count:
+        hashed = np.where(values.is_null().to_numpy(zero_copy_only=False), np.int64(0), hashed)
+    return hashed
+
+
+def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Array]) -> dict:
+    """The statistics of ``verify`` for one batch (``fields``: each column's CSV fields, see ``_lines``);
+    ``verify.combine`` adds batches and chunks up."""
+    rows = np.zeros(batch.num_rows, dtype=np.int64)
+    for i, c in enumerate(columns):
+        rows ^= typed_hashes(c, batch.column(i), fields[i], i + 1)
+    stats = {"rows": batch.num_rows, "checksum": exact_sum(rows)}
     for i, c in enumerate(columns):
         values = batch.column(i)
         stats[f"nulls_{i}"] = values.null_count
@@ -107,17 +153,11 @@ def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Ar
     return stats
 
 
-def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, list[pa.Array], pa.Array]:
-    """(every row's CSV line with its newline, each column's CSV fields, the lines' heads - the fields
-    the checksum covers)."""
+def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, list[pa.Array]]:
+    """(every row's CSV line with its newline, each column's CSV fields)."""
     fields = [canonical(c, batch.column(i)) for i, c in enumerate(columns)]
-    order = csv_order(columns)
-    head_fields = [fields[i] for i in order if not is_float(columns[i])]
-    tail_fields = [fields[i] for i in order if is_float(columns[i])]
-    empty = pa.array([""] * batch.num_rows, pa.string())
-    head = pc.binary_join_element_wise(*head_fields, ",") if head_fields else empty
-    line = pc.binary_join_element_wise(*([head] if head_fields else []), *tail_fields, ",")
-    return pc.binary_join_element_wise(line, "\n", ""), fields, head
+    line = pc.binary_join_element_wise(*[fields[i] for i in csv_order(columns)], ",")
+    return pc.binary_join_element_wise(line, "\n", ""), fields
 
 
 def _write(out, lines: pa.Array) -> None:
@@ -157,9 +197,9 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
             for batch in _batches(plan, index):
-                lines, fields, heads = _lines(plan.columns, batch)
+                lines, fields = _lines(plan.columns, batch)
                 _write(out, lines)
-                stats = verify.combine([stats, batch_stats(plan.columns, batch, fields, heads)])
+                stats = verify.combine([stats, batch_stats(plan.columns, batch, fields)])
     except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "

@@ -45,8 +45,23 @@ def _final(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
     c ^= b; c -= _rot(b, 24)  # noqa: E702
 
 
-def hash_extended(values: pa.Array) -> np.ndarray:
-    """``hashtextextended(v, 0)`` of every (non-null) value of a string or binary array, as int64."""
+def _start(lengths: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lookup3's a, b, c before the key's bytes, for keys of ``lengths`` bytes and ``seed``."""
+    a = (np.uint64(0x9E3779B9 + 3923095) + lengths.astype(np.uint64)).astype(_U32)
+    b, c = a.copy(), a.copy()
+    if seed:
+        a += _U32((seed >> 32) & 0xFFFFFFFF)
+        b += _U32(seed & 0xFFFFFFFF)
+        _mix(a, b, c)
+    return a, b, c
+
+
+def _result(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64)
+
+
+def hash_extended(values: pa.Array, seed: int = 0) -> np.ndarray:
+    """``hashtextextended(v, seed)`` of every (non-null) value of a string or binary array, as int64."""
     values = values.cast(pa.binary())
     n = len(values)
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * values.offset).astype(
@@ -60,17 +75,16 @@ def hash_extended(values: pa.Array) -> np.ndarray:
         rows = np.flatnonzero(offsets[:-1] % 4 == shift)
         if len(rows):
             view = padded[shift:shift + (len(padded) - shift) // 4 * 4].view("<u4")
-            result[rows] = _hash_aligned(view, (offsets[rows] - shift) // 4, offsets[rows + 1] - offsets[rows])
+            result[rows] = _hash_aligned(view, (offsets[rows] - shift) // 4, offsets[rows + 1] - offsets[rows], seed)
     return result
 
 
-def _hash_aligned(view: np.ndarray, first_word: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """hash_bytes_extended(seed 0) of the keys starting at ``view[first_word]``, ``lengths`` bytes long."""
+def _hash_aligned(view: np.ndarray, first_word: np.ndarray, lengths: np.ndarray, seed: int) -> np.ndarray:
+    """hash_bytes_extended(key, seed) of the keys starting at ``view[first_word]``, ``lengths`` bytes long."""
     full = lengths // 12
     order = np.argsort(-full, kind="stable")  # longest first: the keys that have a block k are a prefix
     first_word, lengths, full = first_word[order], lengths[order], full[order]
-    a = (np.uint64(0x9E3779B9 + 3923095) + lengths.astype(np.uint64)).astype(_U32)
-    b, c = a.copy(), a.copy()
+    a, b, c = _start(lengths, seed)
     having = np.searchsorted(-full, -np.arange(int(full.max(initial=0))), side="left")  # keys with block k
     for k, count in enumerate(having):
         m = int(count)
@@ -87,7 +101,7 @@ def _hash_aligned(view: np.ndarray, first_word: np.ndarray, lengths: np.ndarray)
     c += (view[at + 2] & _MASKS[2][tail]) << _U32(8)
     _final(a, b, c)
     hashed = np.empty(len(order), dtype=np.int64)
-    hashed[order] = ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64)
+    hashed[order] = _result(b, c)
     return hashed
 
 
@@ -101,23 +115,42 @@ def exact_sum(hashed: np.ndarray) -> int:
     return (int(high.sum()) << 32) + int(low.sum())
 
 
-def float_hashes(values: pa.Array) -> pa.Array:
-    """``hashfloat8extended(v::float8, 0)`` of every value of a float array (NULL stays NULL): the hash
-    of the double's 8 bytes, with every NaN hashed as PostgreSQL's one NaN and ±0 as 0."""
+def float_hashes(values: pa.Array, seed: int = 0) -> pa.Array:
+    """``hashfloat8extended(v::float8, seed)`` of every value of a float array (NULL stays NULL): the hash
+    of the double's 8 bytes, with every NaN hashed as PostgreSQL's one NaN and ±0 as the seed."""
     doubles = values.cast(pa.float64())  # float32 widens exactly, as PostgreSQL's real::float8 does
     numbers = doubles.fill_null(0.0).to_numpy(zero_copy_only=False).copy()
     numbers[np.isnan(numbers)] = np.nan  # 0x7ff8000000000000, PostgreSQL's get_float8_nan()
     # An 8-byte key is no full 12-byte block, only lookup3's tail: its two words added to a and b, then final().
     words = np.ascontiguousarray(numbers, dtype="<f8").view("<u4").reshape(-1, 2)
-    a, b, c = (np.full(len(numbers), 0x9E3779B9 + 8 + 3923095, dtype=_U32) for _ in range(3))
+    a, b, c = _start(np.full(len(numbers), 8), seed)
     a += words[:, 0]
     b += words[:, 1]
     _final(a, b, c)
-    hashed = ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64)
-    hashed[numbers == 0] = 0  # the seed, for 0.0 and -0.0 alike
+    hashed = _result(b, c)
+    hashed[numbers == 0] = seed
     return pa.array(hashed, pa.int64(), mask=doubles.is_null().to_numpy(zero_copy_only=False))
 
 
 def float_hash_sum(values: pa.Array) -> int:
     """Exact sum of ``hashfloat8extended(v::float8, 0)`` over an array's non-null values."""
     return exact_sum(float_hashes(values).drop_null().to_numpy())
+
+
+def uint32_hashes(keys: np.ndarray, seed: int) -> np.ndarray:
+    """``hash_uint32_extended(k, seed)``: PostgreSQL's hashint4extended (hashint2extended, the date
+    hash) of 32-bit keys (int32 values taken as their two's-complement bits)."""
+    a, b, c = _start(np.full(len(keys), 4), seed)
+    a += keys.astype(np.int32).view(_U32)
+    _final(a, b, c)
+    return _result(b, c)
+
+
+def int8_hashes(values: np.ndarray, seed: int) -> np.ndarray:
+    """``hashint8extended(v, seed)`` (also PostgreSQL's timestamp and time hash): the high half folded
+    into the low half, then hashed as a 32-bit key."""
+    values = values.astype(np.int64)
+    low = (values & np.int64(0xFFFFFFFF)).astype(np.uint64).astype(_U32)
+    high = (values >> np.int64(32)).astype(np.int64).view(np.uint64).astype(_U32)
+    low ^= np.where(values >= 0, high, ~high)
+    return uint32_hashes(low.view(np.int32), seed)

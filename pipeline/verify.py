@@ -138,12 +138,53 @@ CHECKSUMS = {
 }
 
 
+def hash_kind(column: Column) -> str:
+    """How the "typed" row hash hashes the column's values (see ``TYPED_HASHES``)."""
+    if column.pg_type == "boolean":
+        return "bool"
+    if column.pg_type in ("smallint", "integer"):
+        return "int4"
+    if column.pg_type == "bigint":
+        return "int8"
+    if is_float(column):
+        return "float"
+    if column.kind in ("text", "date", "timestamp", "timestamptz", "time"):
+        return column.kind
+    return "field"  # numeric, bytea, jsonb: their CSV field, which is PostgreSQL's text form
+
+
+# The "typed" row hash (the Arrow engine's, computed by ``pghash``): per column i, PostgreSQL's own hash
+# of the value's binary form, seeded with i + 1, NULL as 0; XORed across the row. It spares the
+# server printing every value as text.
+TYPED_HASHES = {
+    "bool": "hashint4extended({c}::int, {seed})",
+    "int4": "hashint4extended({c}, {seed})",
+    "int8": "hashint8extended({c}, {seed})",
+    "float": "hashfloat8extended({c}::float8, {seed})",
+    "text": 'hashtextextended({c} COLLATE "C", {seed})',
+    "date": "hashint4extended({c} - date '2000-01-01', {seed})",
+    "timestamp": "timestamp_hash_extended({c}, {seed})",
+    "timestamptz": "timestamp_hash_extended({c}::timestamp, {seed})",  # the UTC wall-clock time
+    "time": "time_hash_extended({c}, {seed})",
+    "field": 'hashtextextended({field} COLLATE "C", {seed})',
+}
+
+
+def _typed_row_hash(columns: list[Column]) -> sql.Composed:
+    parts = [sql.SQL("coalesce({}, 0)").format(sql.SQL(TYPED_HASHES[hash_kind(c)]).format(
+        c=sql.Identifier(c.name), seed=sql.Literal(i + 1), field=pg_field(c))) for i, c in enumerate(columns)]
+    return sql.SQL(" # ").join(parts)
+
+
 def pg_stats_query(table: sql.Composable, columns: list[Column], checksum: str = "md5") -> sql.Composed:
     """One scan computing the same statistics over a loaded table."""
-    head = [pg_field(columns[i]) for i in csv_order(columns) if not is_float(columns[i])]
-    line = sql.SQL("concat_ws(',', {})").format(sql.SQL(", ").join(head)) if head else sql.SQL("''")
-    items = [sql.SQL("count(*)"),
-             sql.SQL("coalesce(sum({}), 0)").format(sql.SQL(CHECKSUMS[checksum]).format(line))]
+    if checksum == "typed":
+        row = _typed_row_hash(columns)
+    else:
+        head = [pg_field(columns[i]) for i in csv_order(columns) if not is_float(columns[i])]
+        line = sql.SQL("concat_ws(',', {})").format(sql.SQL(", ").join(head)) if head else sql.SQL("''")
+        row = sql.SQL(CHECKSUMS[checksum]).format(line)
+    items = [sql.SQL("count(*)"), sql.SQL("coalesce(sum({}), 0)").format(row)]
     for c in columns:
         ident = sql.Identifier(c.name)
         items.append(sql.SQL("count(*) - count({})").format(ident))
@@ -157,7 +198,7 @@ def pg_stats_query(table: sql.Composable, columns: list[Column], checksum: str =
 
 def pg_stats(cur, table: sql.Composable, columns: list[Column], checksum: str = "md5") -> dict:
     cur.execute(SESSION_SETTINGS)
-    if checksum == "hashtext" or any(is_float(c) for c in columns):
+    if checksum != "md5" or any(is_float(c) for c in columns):
         _check_server_hash(cur)
     cur.execute(pg_stats_query(table, columns, checksum))
     return normalise(dict(zip(_names(columns), cur.fetchone(), strict=True)))

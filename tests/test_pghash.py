@@ -1,4 +1,4 @@
-"""``pghash`` computes exactly what PostgreSQL's ``hashtextextended(text, 0)`` does, value by value."""
+"""``pghash`` computes exactly what PostgreSQL's text, float8, int4 and int8 hashes do, seeded, value by value."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import math
 import random
 import struct
 
+import numpy as np
 import pyarrow as pa
 from helpers import query
 
-from pipeline.pghash import float_hash_sum, float_hashes, hash_extended, hash_sum
+from pipeline.pghash import float_hash_sum, float_hashes, hash_extended, hash_sum, int8_hashes, uint32_hashes
 
 
 def awkward_texts() -> list[str]:
@@ -45,3 +46,23 @@ def test_float_hash_matches_the_server_for_every_kind_of_double(db):
     server = [h for (h,) in query(db, "SELECT hashfloat8extended(f::float8, 0) FROM unnest(%s::real[]) "
                                       "WITH ORDINALITY AS u(f, i) ORDER BY i", (reals.to_pylist(),))]
     assert float_hashes(reals).to_pylist() == server
+
+
+def test_integer_hashes_and_seeds_match_the_server(db):
+    rng = random.Random(5)
+    int8 = [0, 1, -1, 2**63 - 1, -2**63, 2**32, -2**32] + [rng.randrange(-2**63, 2**63) for _ in range(300)]
+    int4 = [0, 1, -1, 2**31 - 1, -2**31] + [rng.randrange(-2**31, 2**31) for _ in range(300)]
+    texts = awkward_texts()[:300]
+    for seed in (1, 14, 2**40 + 3, -7):
+        assert int8_hashes(np.array(int8), seed).tolist() == [h for (h,) in query(
+            db, "SELECT hashint8extended(v, %s) FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(v, i) ORDER BY i",
+            (seed, int8))]
+        assert uint32_hashes(np.array(int4), seed).tolist() == [h for (h,) in query(
+            db, "SELECT hashint4extended(v, %s) FROM unnest(%s::int[]) WITH ORDINALITY AS u(v, i) ORDER BY i",
+            (seed, int4))]
+        assert hash_extended(pa.array(texts), seed).tolist() == [h for (h,) in query(
+            db, 'SELECT hashtextextended(v COLLATE "C", %s) FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, i) '
+                "ORDER BY i", (seed, texts))]
+        assert float_hashes(pa.array([0.0, -0.0, 2.5]), seed).to_pylist() == [h for (h,) in query(
+            db, "SELECT hashfloat8extended(v, %s) FROM unnest('{0,-0,2.5}'::float8[]) WITH ORDINALITY AS u(v, i) "
+                "ORDER BY i", (seed,))]
