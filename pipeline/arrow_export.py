@@ -2,10 +2,9 @@
 
 It writes the same chunk files as the Spark engine - one CSV line per row, every non-float
 value in PostgreSQL's own text form (see ``typemap``) - and computes the same source
-statistics (see ``verify``; its row hash is PostgreSQL's ``hashtextextended``, see
-``pghash``) over the very lines it writes, so a chunk set made by either
-engine verifies the same way. Rows stream through in record batches: memory stays flat
-however large a chunk or file is.
+statistics (see ``verify``), except for its row hash: the "typed" one, PostgreSQL's own
+hashes of the values' binary forms (``pghash``), cheaper for the server to recompute. Rows
+stream through in record batches: memory stays flat however large a chunk or file is.
 """
 
 from __future__ import annotations

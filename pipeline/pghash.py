@@ -1,11 +1,14 @@
-"""PostgreSQL's ``hashtextextended(text, 0)``, computed over a whole Arrow array at once.
+"""PostgreSQL's own hash functions, computed over a whole Arrow or numpy array at once.
 
-PostgreSQL hashes text with Bob Jenkins' lookup3 (``hash_bytes_extended`` in
-src/common/hashfn.c), which costs it almost nothing per row where ``md5()`` costs about
-1.8 µs. Computing the same function here, vectorised with numpy over every value of a
-batch, lets the Arrow engine's content checksum be recomputed by PostgreSQL cheaply.
-This is the little-endian form of the function (every server PostgreSQL runs on today);
-``verify`` checks the server agrees on a known value before relying on it.
+PostgreSQL hashes with Bob Jenkins' lookup3 (``hash_bytes_extended`` and
+``hash_bytes_uint32_extended`` in src/common/hashfn.c): ``hashtextextended`` for text,
+``hashfloat8extended``, ``hashint4extended``, ``hashint8extended`` (also behind the
+timestamp and time hashes), each with a 64-bit seed. They cost the server almost nothing
+per value where ``md5()`` costs it about 1.8 µs a row. Computing the same functions here,
+vectorised with numpy over every value of a batch, lets the Arrow engine's content
+checksum be recomputed by PostgreSQL cheaply. This is the little-endian form of the
+functions (every server PostgreSQL runs on today); ``verify`` checks the server agrees
+on known values before relying on them.
 """
 
 from __future__ import annotations

@@ -1,25 +1,30 @@
 """Content verification: the same statistics computed on both sides of the load.
 
-Source side: Spark computes them over the Parquet rows while it exports each chunk (a
-``DataFrame.observe`` on the export job, so no second read). PostgreSQL side: one SQL scan
-of the loaded rows. Both see each value in one text form - PostgreSQL's own output form
-(``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``), which is also the form the
-export writes - and compare:
+Source side: the engine computes them over the Parquet rows while it exports each chunk
+(Spark: a ``DataFrame.observe`` on the export job; Arrow: per record batch; no second
+read). PostgreSQL side: one SQL scan of the loaded rows. They compare:
 
-* rows, and an order-independent checksum: the sum over rows of a hash of the row's CSV
-  fields except floats (the "head" of the line, see ``typemap.csv_order``) - any changed,
-  lost or duplicated value changes it. The engine hashes the very string it writes. The
-  hash is the engine's (``CHECKSUMS``): Spark's MD5 (first 60 bits), or, for the Arrow
-  engine, PostgreSQL's own ``hashtextextended`` (``pghash``), which costs PostgreSQL
-  almost nothing to recompute where MD5 costs it about 1.8 µs a row;
+* rows, and an order-independent checksum: the sum over rows of a row hash - any changed,
+  lost or duplicated value changes it. The row hash is the engine's, named in the chunk
+  manifest:
+  - ``"md5"`` (Spark): MD5 (first 60 bits) of the row's CSV fields except floats (the
+    "head" of the line, see ``typemap.csv_order``), the very string Spark writes;
+    PostgreSQL rebuilds it from the loaded values in its own text output
+    (``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``, see ``CHECKSUMS``);
+  - ``"typed"`` (Arrow): per column, PostgreSQL's own hash of the value as it stores it
+    (``hashint8extended`` of a bigint, ``timestamp_hash_extended`` of a timestamp, ...;
+    numerics, bytea and jsonb by their text), seeded with the column's position, XORed
+    across the row (``TYPED_HASHES``, computed by ``pghash``). The server hashes values
+    without printing them, about four times cheaper than rebuilding the text;
+  - ``"hashtext"`` (loads exported by earlier versions): ``hashtextextended`` of the head.
 * per column: the NULL count;
 * per float column: NaN count, minimum, maximum and a checksum of the values themselves:
   the sum of PostgreSQL's ``hashfloat8extended(v, 0)`` (``pghash.float_hashes``; the Spark
   engine runs it in an Arrow UDF). Java and PostgreSQL print floats differently, so floats
-  are hashed as the double's exact bits rather than as text, outside the row checksum.
+  are hashed as the double's exact bits rather than as text.
 
-The export also counts, per text column, values holding a NUL byte - PostgreSQL text
-cannot store one, so such a load is refused before any row is copied.
+The export also counts values it must refuse (``REFUSALS``): text or jsonb holding a NUL
+byte, dates outside the years 1-9999 - such a load is refused before any row is copied.
 """
 
 from __future__ import annotations
