@@ -40,7 +40,7 @@ def session():
 
             cfg = settings.spark()
             log.info("Starting Spark (master=%s)", cfg.master)
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # runs nested columns' UDF (see json_text)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # runs the Arrow UDFs (arrow_udf_by_value)
             java_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
             builder = (
                 SparkSession.builder.master(cfg.master)
