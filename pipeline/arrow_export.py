@@ -146,6 +146,8 @@ def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Ar
             stats[f"hash_{i}"] = float_hash_sum(values)
         if c.kind in verify.TEXTUAL:
             stats[f"nul_{i}"] = pc.sum(pc.match_substring(fields[i], "\x00")).as_py() or 0
+        if c.kind == "json":
+            stats[f"dup_{i}"] = pc.sum(pc.match_substring(fields[i], nested.DUPLICATE_KEY)).as_py() or 0
         if c.kind in verify.DATED:
             year = pc.year(values)
             stats[f"oor_{i}"] = pc.sum(pc.or_(pc.less(year, 1), pc.greater(year, 9999))).as_py() or 0

@@ -14,9 +14,11 @@ in UTC with "+00:00"), times "HH:MM:SS[.ffffff]". A struct is an object keyed by
 names; a map is an object keyed by its keys' text. A NULL list, struct or map is SQL NULL;
 an empty one is ``[]`` or ``{}``; a NULL inside is JSON ``null``.
 
-Refused, naming the column: a string holding NUL (jsonb cannot store ``\\u0000``; refused
-with the chunk named, as in a text column), a map holding one key twice, and a struct with
-two fields of one name (jsonb keeps one).
+Refused, naming the column: a string holding NUL (jsonb cannot store ``\\u0000``) and a map
+holding one key twice (jsonb keeps one) - both written with a raw control character no
+valid text holds (NUL as it is, ``DUPLICATE_KEY`` in front), which the export counts and
+refuses naming the column and chunk (``verify.REFUSALS``), with no error inside Spark's
+UDF - and, while planning, a struct with two fields of one name.
 
 The Arrow engine calls ``json_texts`` on each batch; the Spark engine runs the same
 function in an Arrow UDF, so both engines write the same text. (The UDF ships this module
@@ -80,6 +82,7 @@ _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r
 _ESCAPES.update({chr(c): f"\\u{c:04x}" for c in range(1, 0x20) if chr(c) not in _ESCAPES})
 _TRANSLATE = str.maketrans(_ESCAPES)
 _SPECIAL_FLOATS = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+DUPLICATE_KEY = "\x01"  # marks a map holding one key twice; valid text escapes every control character
 
 
 def _string(value: str) -> str:
@@ -136,10 +139,8 @@ def encoder(t: pa.DataType, column: str) -> Callable[[object], str]:
 
         def encode_map(v) -> str:
             items = [(*_map_key(key_enc(k)), item_enc(i)) for k, i in v]
-            if len({raw for raw, _, _ in items}) < len(items):
-                raise NestedValueError(f"column {column!r} holds a map with one key twice; a jsonb object keeps "
-                                       "only one")
-            return _object(items)
+            twice = len({raw for raw, _, _ in items}) < len(items)
+            return (DUPLICATE_KEY if twice else "") + _object(items)
         return encode_map
     if is_nested(t):
         item = _nullable(encoder(t.value_type, column))

@@ -178,7 +178,7 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    refused = re.search(r"NestedValueError: (.*)", text)  # raised in json_text's UDF, inside a Python traceback
+    refused = re.search(r"NestedValueError: (.*)", text)  # a value json_text's UDF cannot read
     if refused:
         return refused.group(1)[:500]
     return text.split("\n", 1)[0][:500] if text else type(exc).__name__

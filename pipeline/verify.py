@@ -24,7 +24,8 @@ read). PostgreSQL side: one SQL scan of the loaded rows. They compare:
   are hashed as the double's exact bits rather than as text.
 
 The export also counts values it must refuse (``REFUSALS``): text or jsonb holding a NUL
-byte, dates outside the years 1-9999 - such a load is refused before any row is copied.
+byte, maps holding one key twice, dates outside the years 1-9999 - such a load is refused
+before any row is copied.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from decimal import Decimal
 from psycopg2 import sql
 
 from .errors import VerificationError
+from .nested import DUPLICATE_KEY
 from .typemap import Column, csv_order, is_float
 
 SESSION_SETTINGS = "SET LOCAL DateStyle = ISO; SET LOCAL TimeZone = 'UTC'; SET LOCAL bytea_output = hex"
@@ -78,6 +80,8 @@ def spark_row_metrics(columns: list[Column]) -> list:
         metrics.append((field == "").cast("long").alias(f"_n{i}"))
         if c.kind in TEXTUAL:
             metrics.append((F.instr(field, "\x00") > 0).cast("long").alias(f"_z{i}"))
+        if c.kind == "json":
+            metrics.append((F.instr(field, DUPLICATE_KEY) > 0).cast("long").alias(f"_u{i}"))
         if c.kind in DATED:
             year = F.year(F.col(f"_r{i}"))
             metrics.append(((year < 1) | (year > 9999)).cast("long").alias(f"_o{i}"))
@@ -98,7 +102,8 @@ def spark_aggregates(columns: list[Column]) -> list:
             aggregates += [F.sum(f"_nan{i}"), F.min(f"_r{i}"), F.max(f"_r{i}"), F.sum(f"_x{i}")]
     named = [a.alias(n) for a, n in zip(aggregates, _names(columns), strict=True)]
     return (named + [F.sum(f"_z{i}").alias(f"nul_{i}") for i, c in enumerate(columns) if c.kind in TEXTUAL]
-            + [F.sum(f"_o{i}").alias(f"oor_{i}") for i, c in enumerate(columns) if c.kind in DATED])
+            + [F.sum(f"_o{i}").alias(f"oor_{i}") for i, c in enumerate(columns) if c.kind in DATED]
+            + [F.sum(f"_u{i}").alias(f"dup_{i}") for i, c in enumerate(columns) if c.kind == "json"])
 
 
 def _spark_float_hash(value):
@@ -114,6 +119,7 @@ def _spark_float_hash(value):
 REFUSALS = {
     "nul": "with a NUL byte; PostgreSQL text and jsonb cannot store NUL",
     "oor": "outside the years 1-9999, which the export cannot write exactly",
+    "dup": "holding a map with one key twice; a jsonb object keeps only one",
 }
 DATED = ("date", "timestamp", "timestamptz")
 TEXTUAL = ("text", "json")  # the kinds whose values may hold a NUL (``nested`` writes a NUL inside as it is)

@@ -138,14 +138,16 @@ def test_a_nul_inside_a_list_is_refused_naming_column_and_chunk(env, tmp_path, e
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "nul")
 
 
-def test_a_map_holding_a_key_twice_is_refused(env, tmp_path):
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_a_map_holding_a_key_twice_is_refused_naming_column_and_chunk(env, tmp_path, engine):
     source = tmp_path / "dup"
     source.mkdir()
-    table = pa.table({"m": pa.array([[("a", 1), ("a", 2)]], pa.map_(pa.string(), pa.int32()))})
+    table = pa.table({"m": pa.array([[("a", 1), ("a", 2)], [("a", 1)]], pa.map_(pa.string(), pa.int32()))})
     pq.write_table(table, source / "a.parquet")
-    result = ingest(env, source, "bad.dup", 10, "--export-engine", "arrow")
-    assert result.returncode != 0 and "Traceback" not in result.stdout
-    assert "column 'm' holds a map with one key twice; a jsonb object keeps only one" in result.stdout
+    result = ingest(env, source, "bad.dup", 10, "--export-engine", engine)
+    assert result.returncode != 0 and "Traceback" not in result.stdout, result.stdout[-3000:]
+    assert "1 value(s) of column 'm' holding a map with one key twice; a jsonb object keeps only one" \
+           in result.stdout and "chunk 0" in result.stdout, result.stdout[-3000:]
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "dup")
 
 
