@@ -72,6 +72,16 @@ def query(dsn: str, statement, params=None) -> list[tuple]:
         conn.close()
 
 
+def assert_clear_failure(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    """A failure as users should see it: non-zero exit, no traceback, one ERROR line holding every phrase."""
+    assert result.returncode not in (0, -9), result.stdout
+    assert "Traceback" not in result.stdout, result.stdout
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.stdout
+    for phrase in phrases:
+        assert phrase in errors[0], errors[0]
+
+
 def table_exists(dsn: str, schema: str, name: str) -> bool:
     return bool(query(dsn, "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s", (schema, name)))
 

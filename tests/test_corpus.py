@@ -11,7 +11,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import REPO, assert_table_matches, ingest, table_exists
+from helpers import REPO, assert_clear_failure, assert_table_matches, ingest, table_exists
 
 CORPUS = REPO.parent / "shared" / "parquet-testing" / "data"
 FILES = sorted(p.name for p in CORPUS.glob("*.parquet")) if CORPUS.is_dir() else []
@@ -43,8 +43,7 @@ def test_each_corpus_file_loads_exactly_or_is_refused_clearly(env, tmp_path, rep
         assert_table_matches(env["PIPELINE_PG_DSN"], schema, name_in_db, source)
         report.append(f"| {name} | loads exactly |\n")
         return
-    assert "Traceback" not in result.stdout, result.stdout[-3000:]
-    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1 and name in errors[0], result.stdout[-3000:]
+    assert_clear_failure(result, name)
     assert not table_exists(env["PIPELINE_PG_DSN"], schema, name_in_db)
-    report.append(f"| {name} | refused: {errors[0].split(': ', 1)[-1][:300]} |\n")
+    error = next(line for line in result.stdout.splitlines() if line.startswith("ERROR:"))
+    report.append(f"| {name} | refused: {error.split(': ', 1)[-1][:300]} |\n")

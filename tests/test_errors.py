@@ -9,18 +9,9 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import REPO, ingest, table_exists
+from helpers import REPO, assert_clear_failure, ingest, table_exists
 
 from pipeline import sample
-
-
-def assert_clear_failure(result, *phrases: str) -> None:
-    assert result.returncode not in (0, -9), result.stdout
-    assert "Traceback" not in result.stdout, result.stdout
-    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1, result.stdout
-    for phrase in phrases:
-        assert phrase in errors[0], errors[0]
 
 
 def test_missing_folder(env, tmp_path):

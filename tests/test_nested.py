@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_table_matches, ingest, ok, query, table_exists
+from helpers import assert_clear_failure, assert_table_matches, ingest, ok, query, table_exists
 
 from pipeline.errors import UnsupportedTypeError
 from pipeline.nested import json_texts
@@ -125,30 +125,19 @@ def test_lists_structs_and_maps_load_as_jsonb(env, tmp_path, engine):
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_a_nul_inside_a_list_is_refused_naming_column_and_chunk(env, tmp_path, engine):
-    source = tmp_path / "nul"
+@pytest.mark.parametrize("values, reason", [
+    (pa.array([["fine"], ["bad\x00word"]], pa.list_(pa.string())),
+     "with a NUL byte; PostgreSQL text and jsonb cannot store NUL"),
+    (pa.array([[("a", 1), ("a", 2)], [("a", 1)]], pa.map_(pa.string(), pa.int32())),
+     "holding a map with one key twice; a jsonb object keeps only one"),
+], ids=["nul", "duplicate-key"])
+def test_values_jsonb_cannot_hold_are_refused_naming_column_and_chunk(env, tmp_path, engine, values, reason):
+    source = tmp_path / "src"
     source.mkdir()
-    table = pa.table({"id": pa.array([0, 1], pa.int32()),
-                      "words": pa.array([["fine"], ["bad\x00word"]], pa.list_(pa.string()))})
-    pq.write_table(table, source / "a.parquet")
-    result = ingest(env, source, "bad.nul", 10, "--export-engine", engine)
-    assert result.returncode != 0 and "Traceback" not in result.stdout, result.stdout[-3000:]
-    assert "1 value(s) of column 'words' with a NUL byte; PostgreSQL text and jsonb cannot store NUL" \
-           in result.stdout and "chunk 0" in result.stdout, result.stdout[-3000:]
-    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "nul")
-
-
-@pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_a_map_holding_a_key_twice_is_refused_naming_column_and_chunk(env, tmp_path, engine):
-    source = tmp_path / "dup"
-    source.mkdir()
-    table = pa.table({"m": pa.array([[("a", 1), ("a", 2)], [("a", 1)]], pa.map_(pa.string(), pa.int32()))})
-    pq.write_table(table, source / "a.parquet")
-    result = ingest(env, source, "bad.dup", 10, "--export-engine", engine)
-    assert result.returncode != 0 and "Traceback" not in result.stdout, result.stdout[-3000:]
-    assert "1 value(s) of column 'm' holding a map with one key twice; a jsonb object keeps only one" \
-           in result.stdout and "chunk 0" in result.stdout, result.stdout[-3000:]
-    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "dup")
+    pq.write_table(pa.table({"id": pa.array([0, 1], pa.int32()), "nested": values}), source / "a.parquet")
+    result = ingest(env, source, "bad.t", 10, "--export-engine", engine)
+    assert_clear_failure(result, f"1 value(s) of column 'nested' {reason}", "chunk 0", "'a.parquet'")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
 
 
 @pytest.mark.parametrize("arrow_type, phrase", [
@@ -173,7 +162,5 @@ def test_a_changed_jsonb_value_is_caught_naming_the_column(env, tmp_path):
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
     query(dsn, f"UPDATE pipeline.load_{load_id} SET attrs = jsonb_set(attrs, '{{k}}', '1.50') WHERE id = 0")
     failed = ingest(env, source, "tamper.n", 4, *args)
-    assert failed.returncode != 0 and "Traceback" not in failed.stdout
-    assert "values were changed in column 'attrs'" in failed.stdout, failed.stdout[-3000:]
-    assert "nothing was published" in failed.stdout
+    assert_clear_failure(failed, "values were changed in column 'attrs'", "nothing was published")
     assert not table_exists(dsn, "tamper", "n")

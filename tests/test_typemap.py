@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_table_matches, ingest, ok, query, write_awkward
+from helpers import assert_clear_failure, assert_table_matches, ingest, ok, query, write_awkward
 
 from pipeline.errors import UnsupportedTypeError
 from pipeline.typemap import pg_column
@@ -106,9 +106,8 @@ def test_millisecond_times_of_day_load_with_arrow_and_spark_refuses_them(env, tm
         ok(result)
         assert_table_matches(env["PIPELINE_PG_DSN"], "types", "t32", source)
     else:
-        assert result.returncode != 0 and "Traceback" not in result.stdout, result.stdout[-3000:]
-        assert "column 't' holds times of day in milliseconds (time32[ms]), which Spark cannot read; load it " \
-               "with --export-engine arrow" in result.stdout
+        assert_clear_failure(result, "column 't' holds times of day in milliseconds (time32[ms]), which Spark "
+                             "cannot read; load it with --export-engine arrow")
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
@@ -120,8 +119,7 @@ def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, e
                       "tz": pa.array(ns, pa.timestamp("ns", "UTC"))})
     pq.write_table(table, source / "a.parquet")
     refused = ingest(env, source, "types.ns", 10, "--export-engine", engine)
-    assert refused.returncode != 0 and "Traceback" not in refused.stdout
-    assert "column 'ts' holds nanoseconds (timestamp[ns])" in refused.stdout, refused.stdout[-3000:]
+    assert_clear_failure(refused, "column 'ts' holds nanoseconds (timestamp[ns])")
     ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true"))
     loaded = query(env["PIPELINE_PG_DSN"], "SELECT ts::text, tz::text FROM types.ns ORDER BY id")
     assert loaded == [("2023-01-01 00:00:00.123456", "2023-01-01 00:00:00.123456+00"),
@@ -155,8 +153,7 @@ def test_a_value_changed_between_copy_and_verify_is_caught(env, tmp_path, tamper
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
     query(dsn, tamper.format(t=f"pipeline.load_{load_id}"))
     failed = ingest(env, source, "tamper.t", 50, *engine_args)
-    assert failed.returncode != 0 and "Traceback" not in failed.stdout
-    assert phrase in failed.stdout and "nothing was published" in failed.stdout, failed.stdout[-3000:]
+    assert_clear_failure(failed, phrase, "nothing was published")
     assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]
 
 
@@ -176,8 +173,5 @@ def test_a_float_changed_inside_its_range_is_caught_by_the_value_checksum(env, t
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.loads")[0]
     query(dsn, f"UPDATE pipeline.load_{load_id} SET x = 0.10000000000000002, r = 0.2 WHERE id = 1")
     failed = ingest(env, source, "tamper.f", 4, *args)
-    assert failed.returncode != 0 and "Traceback" not in failed.stdout
-    assert "column 'x': value checksum" in failed.stdout and "column 'r': value checksum" in failed.stdout, \
-        failed.stdout[-3000:]
-    assert "nothing was published" in failed.stdout
+    assert_clear_failure(failed, "column 'x': value checksum", "column 'r': value checksum", "nothing was published")
     assert query(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'tamper'") == [(0,)]
