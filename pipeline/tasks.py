@@ -18,6 +18,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
 
@@ -143,7 +144,8 @@ class ExportCsvChunks(LoadTask):
             progress()
 
         early = settings.export().copy_during_export
-        with ThreadPoolExecutor(max_workers=max(1, luigi.interface.core().workers) if early else 1) as copies:
+        pool = ThreadPoolExecutor(max_workers=max(1, luigi.interface.core().workers)) if early else nullcontext()
+        with pool as copies:
             def exported_chunk(index: int, stats: dict) -> None:
                 for problem in verify.refusals(plan.columns, stats):
                     raise ExportError(f"{self.table} cannot be loaded: chunk {index} (source "
