@@ -9,6 +9,7 @@ stream through in record batches: memory stays flat however large a chunk or fil
 
 from __future__ import annotations
 
+import hashlib
 import math
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from . import nested, verify
+from . import nested, settings, temporal, verify
 from .chunks import Chunk
 from .errors import ExportError
 from .pghash import exact_sum, float_hash_sum, float_hashes, hash_extended, hash_sum, int8_hashes, uint32_hashes
@@ -75,9 +76,12 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     elif column.kind == "bytea":
         field = pa.array([None if v is None else "\\x" + v.hex() for v in values.to_pylist()], pa.string())
     elif column.kind == "timestamp":
-        field = _timestamp(values, pa.timestamp("us"))
+        field = _outside_text_years(values, _timestamp(values, pa.timestamp("us")))
     elif column.kind == "timestamptz":
-        field = pc.binary_join_element_wise(_timestamp(values, pa.timestamp("us")), "+00", "")
+        field = _outside_text_years(values, pc.binary_join_element_wise(_timestamp(values, pa.timestamp("us")),
+                                                                         "+00", ""), "+00")
+    elif column.kind == "date":
+        field = _outside_text_years(values, _text(values))
     elif column.kind == "time":
         field = _timestamp(values, pa.time64("us"))
     elif pa.types.is_decimal(values.type):
@@ -85,6 +89,43 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     else:
         field = _text(values)
     return pc.fill_null(field, "")
+
+
+def _days_or_micros(values: pa.Array) -> np.ndarray:
+    """Days (a date) or microseconds (a timestamp) since 1970 of every value, 0 for NULL."""
+    if pa.types.is_date(values.type):
+        return values.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _micros(values, pa.timestamp("us")).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+
+
+def _outside_text_years(values: pa.Array, field: pa.Array, zone: str = "") -> pa.Array:
+    """``field`` with the dates or timestamps outside the years 1-9999, which Arrow's text form does not
+    cover, written as PostgreSQL prints them (``temporal``): 290000-12-30 23:00:00, 0044-03-15 BC."""
+    per_day = 1 if pa.types.is_date(values.type) else temporal.DAY_MICROS
+    keys = _days_or_micros(values)
+    outside = (keys < temporal.YEAR_1_DAYS * per_day) | (keys >= temporal.YEAR_10000_DAYS * per_day)
+    if values.null_count:
+        outside &= values.is_valid().to_numpy(zero_copy_only=False)
+    if not outside.any():
+        return field
+    texts = field.to_pylist()
+    for i in np.flatnonzero(outside):
+        key = int(keys[i])
+        texts[i] = temporal.date_text(key) if per_day == 1 else temporal.timestamp_text(key, zone=zone)
+    return pa.array(texts, pa.string())
+
+
+def outside_postgres(values: pa.Array) -> int:
+    """How many dates or timestamps lie outside PostgreSQL's range (from 4714-11-24 BC; dates to 5874897 AD;
+    microsecond timestamps cannot pass its end, 294276 AD)."""
+    if pa.types.is_date(values.type):
+        days = _days_or_micros(values)
+        outside = (days < temporal.MIN_DAYS) | (days > temporal.MAX_DATE_DAYS)
+    else:
+        outside = _days_or_micros(values) < temporal.MIN_DAYS * temporal.DAY_MICROS
+    if values.null_count:
+        outside &= values.is_valid().to_numpy(zero_copy_only=False)
+    return int(outside.sum())
 
 
 PG_EPOCH_DAYS, PG_EPOCH_MICROS = 10_957, 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, after 1970's
@@ -125,13 +166,26 @@ def typed_hashes(column: Column, values: pa.Array, field: pa.Array, seed: int) -
     return hashed
 
 
-def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Array]) -> dict:
-    """The statistics of ``verify`` for one batch (``fields``: each column's CSV fields, see ``_lines``);
-    ``verify.combine`` adds batches and chunks up."""
-    rows = np.zeros(batch.num_rows, dtype=np.int64)
-    for i, c in enumerate(columns):
-        rows ^= typed_hashes(c, batch.column(i), fields[i], i + 1)
-    stats = {"rows": batch.num_rows, "checksum": exact_sum(rows)}
+def md5_checksum(columns: list[Column], fields: list[pa.Array], rows: int) -> int:
+    """The Spark engine's row checksum (``verify``'s "md5") of a batch: the sum of the first 60 bits of the
+    MD5 of every line's head (its fields but the floats). Python, value by value: used only for the
+    chunks the Spark engine hands to pyarrow (see ``spark_export.export_chunk``)."""
+    head = [fields[i] for i in csv_order(columns) if not is_float(columns[i])]
+    lines = pc.binary_join_element_wise(*head, ",").to_pylist() if head else [""] * rows
+    return sum(int(hashlib.md5(line.encode()).hexdigest()[:15], 16) for line in lines)
+
+
+def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Array], checksum: str = CHECKSUM) -> dict:
+    """The statistics of ``verify`` for one batch (``fields``: each column's CSV fields, see ``_lines``) with
+    the row hash ``checksum`` names; ``verify.combine`` adds batches and chunks up."""
+    if checksum == "md5":
+        row_checksum = md5_checksum(columns, fields, batch.num_rows)
+    else:
+        rows = np.zeros(batch.num_rows, dtype=np.int64)
+        for i, c in enumerate(columns):
+            rows ^= typed_hashes(c, batch.column(i), fields[i], i + 1)
+        row_checksum = exact_sum(rows)
+    stats = {"rows": batch.num_rows, "checksum": row_checksum}
     for i, c in enumerate(columns):
         values = batch.column(i)
         stats[f"nulls_{i}"] = values.null_count
@@ -149,8 +203,7 @@ def batch_stats(columns: list[Column], batch: pa.RecordBatch, fields: list[pa.Ar
         if c.kind == "json":
             stats[f"dup_{i}"] = pc.sum(pc.match_substring(fields[i], nested.DUPLICATE_KEY)).as_py() or 0
         if c.kind in verify.DATED:
-            year = pc.year(values)
-            stats[f"oor_{i}"] = pc.sum(pc.or_(pc.less(year, 1), pc.greater(year, 9999))).as_py() or 0
+            stats[f"oor_{i}"] = outside_postgres(values)
     return stats
 
 
@@ -167,31 +220,81 @@ def _write(out, lines: pa.Array) -> None:
     out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
 
 
+def _parquet_format() -> ds.ParquetFileFormat:
+    """INT96 timestamps as microseconds, as planned (see ``source._arrow_schema``); page CRCs checked where a
+    file carries them (``[export] verify_page_checksums``)."""
+    return ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"),
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            page_checksum_verification=settings.export().verify_page_checksums))
+
+
+def read_failure(path: str, exc: Exception) -> str:
+    """One sentence on why a reader failed on a file, naming it."""
+    reason = str(exc).strip().split("\n", 1)[0][:300] or type(exc).__name__
+    if "CRC checksum verification failed" in reason:
+        return f"file {path!r} is corrupt: a page does not match the CRC checksum the file stores for it ({reason})"
+    if "Nested data conversions not implemented for chunked array outputs" in reason:  # apache/arrow#32723
+        return (f"file {path!r} holds more than 2 GiB of strings or bytes of one list, struct or map column in one "
+                "row group, which pyarrow cannot read as one piece (and a jsonb value holds at most 255 MB); "
+                "write it with smaller row groups or smaller values")
+    return f"file {path!r} cannot be read ({reason})"
+
+
+def _file_batches(plan: Plan, index: int, schema: pa.Schema):
+    """The batches of the chunk's files in order, read as ``schema``; each file's rows checked against its
+    footer's count, and a failure naming the file."""
+    names = plan.column_names
+    parquet = _parquet_format()
+    for path, expected in zip(plan.chunk_paths(index), plan.chunk_file_rows(index), strict=True):
+        rows = 0
+        try:
+            for batch in ds.dataset(path, format=parquet, schema=schema).to_batches(
+                    columns=names, batch_size=BATCH_ROWS, use_threads=True):
+                rows += batch.num_rows
+                yield batch
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno:  # the machine's failure (a permission, say), not the file's
+                raise
+            raise ExportError(f"{read_failure(path, exc)}; {Chunk(plan.load_id, index)} of {plan.table} was not "
+                              "exported and nothing was published") from exc
+        if rows != expected:
+            raise ExportError(f"file {path!r} holds {rows:,} rows but its footer says {expected:,}: the file is "
+                              f"inconsistent, so {plan.table} cannot be verified; nothing was published")
+
+
+def _loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Half-precision floats widened to float32 (exactly), as the real column holds them."""
+    columns = [c.cast(pa.float32()) if pa.types.is_float16(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
 def _batches(plan: Plan, index: int):
     """The chunk's rows in batches of about BATCH_ROWS, whatever the files' sizes (at least one batch)."""
-    names = [c.name for c in plan.columns]
-    # INT96 timestamps as microseconds, as planned (see source._arrow_schema)
-    parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"))
-    dataset = ds.dataset(plan.chunk_paths(index), format=parquet)
+    first = plan.chunk_paths(index)[0]
+    try:  # the chunk's files are read as its first file is (a column dictionary-encoded there or not)
+        schema = ds.dataset(first, format=_parquet_format()).schema
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno:
+            raise
+        raise ExportError(f"{read_failure(first, exc)}; nothing was published") from exc
     pending: list[pa.RecordBatch] = []
     rows, sent = 0, False
-    for batch in dataset.to_batches(columns=names, batch_size=BATCH_ROWS, use_threads=True):
+    for batch in _file_batches(plan, index, schema):
         pending.append(batch)
         rows += batch.num_rows
         if rows >= BATCH_ROWS:
-            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+            yield _loadable(pa.Table.from_batches(pending).combine_chunks().to_batches()[0])
             pending, rows, sent = [], 0, True
     if pending or not sent:
-        table = pa.Table.from_batches(pending, schema=dataset.schema.empty_table().select(names).schema)
-        yield pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=names)
+        table = pa.Table.from_batches(pending, schema=schema.empty_table().select(plan.column_names).schema)
+        yield _loadable(pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns],
+                                                   names=plan.column_names))
 
 
-def check(columns: list[Column]) -> None:
-    """Nothing to refuse: pyarrow reads every type ``typemap`` maps (Spark does not, see its ``check``)."""
-
-
-def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
-    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics."""
+def export_chunk(plan: Plan, index: int, folder: Path, checksum: str = CHECKSUM) -> dict:
+    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics, with the
+    row hash ``checksum`` names (the Spark engine's "md5" for a chunk it hands over)."""
     stats: dict = {}
     path = folder / "part-00000.csv"
     try:
@@ -200,7 +303,7 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
             for batch in _batches(plan, index):
                 lines, fields = _lines(plan.columns, batch)
                 _write(out, lines)
-                stats = verify.combine([stats, batch_stats(plan.columns, batch, fields)])
+                stats = verify.combine([stats, batch_stats(plan.columns, batch, fields, checksum)])
     except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from . import settings
 from .naming import TableName
 
-MAPPING_VERSION = "1"  # bump when the CSV form of a type changes: old chunk sets must not be reused
+MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk sets must not be reused
 
 
 class Load(NamedTuple):

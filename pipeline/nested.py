@@ -27,13 +27,13 @@ by value: what ``json_texts`` uses must not import the rest of the package.)
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 
+from . import temporal
 from .errors import UnsupportedTypeError
 
 
@@ -100,17 +100,6 @@ def _float(width: type):
     return encode
 
 
-def _fraction(text: str) -> str:
-    """A time's ".ffffff" without trailing zeros, as PostgreSQL prints it."""
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _timestamp(value: dt.datetime) -> str:
-    if value.tzinfo is not None:
-        return '"' + _fraction(value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat()) + '+00:00"'
-    return '"' + _fraction(value.isoformat()) + '"'
-
-
 def _map_key(encoded: str) -> tuple[bytes, str]:
     """(the object key's bytes, its JSON text) for a map key's JSON text: a string key as it is,
     any other key as the text of its JSON value ("1", "true", "2024-01-31")."""
@@ -157,15 +146,40 @@ def encoder(t: pa.DataType, column: str) -> Callable[[object], str]:
         return _string
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         return lambda v: '"\\\\x' + v.hex() + '"'
-    if pa.types.is_date(t):
-        return lambda v: '"' + v.isoformat() + '"'
-    if pa.types.is_timestamp(t):
-        return _timestamp
-    if pa.types.is_time(t):
-        return lambda v: '"' + _fraction(v.isoformat()) + '"'
+    if pa.types.is_date(t):  # dates, timestamps and times arrive as integers (see ``_as_integers``)
+        per_day = 86_400_000 if pa.types.is_date64(t) else 1
+        return lambda v: '"' + temporal.date_text(v // per_day) + '"'
+    if pa.types.is_timestamp(t) or pa.types.is_time(t):
+        to_micros = {"s": 1_000_000, "ms": 1_000, "us": 1}[t.unit]  # ns is refused while planning
+        if pa.types.is_time(t):
+            return lambda v: '"' + temporal.time_text(v * to_micros) + '"'
+        zone = "+00:00" if t.tz else ""
+        return lambda v: '"' + temporal.timestamp_text(v * to_micros, "T", zone) + '"'
     if pa.types.is_null(t):
         return lambda v: "null"
     raise NestedValueError(f"column {column!r} holds {t} inside a list, struct or map, which has no jsonb form")
+
+
+def _as_integers(t: pa.DataType) -> pa.DataType:
+    """``t`` with every date, timestamp and time inside replaced by the integer Arrow stores for it: Python's
+    datetime ends at year 9999, PostgreSQL's at 294276 AD."""
+    if pa.types.is_dictionary(t):
+        return _as_integers(t.value_type)
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_as_integers(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_map(t):
+        key, item = t.key_field, t.item_field
+        return pa.map_(key.with_type(_as_integers(key.type)), item.with_type(_as_integers(item.type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(t.value_field.with_type(_as_integers(t.value_type)), t.list_size)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        kind = pa.large_list if pa.types.is_large_list(t) else pa.list_
+        return kind(t.value_field.with_type(_as_integers(t.value_type)))
+    if pa.types.is_date32(t) or pa.types.is_time32(t):
+        return pa.int32()
+    if pa.types.is_temporal(t):
+        return pa.int64()
+    return t
 
 
 def _nullable(encode: Callable[[object], str]) -> Callable[[object], str]:
@@ -177,7 +191,7 @@ def json_texts(values: pa.Array, column: str) -> pa.Array:
     for a value jsonb cannot hold or Python cannot represent (a date past year 9999, say)."""
     encode = encoder(values.type, column)
     try:
-        items = values.to_pylist()
+        items = values.cast(_as_integers(values.type)).to_pylist()
     except (ValueError, OverflowError, pa.ArrowException) as exc:
         raise NestedValueError(f"column {column!r} holds a value inside a list, struct or map that cannot be "
                                f"read exactly ({exc})") from exc

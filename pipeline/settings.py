@@ -60,6 +60,11 @@ class export(luigi.Config):  # noqa: N801
         description="Load nanosecond timestamps keeping their microseconds (the digits below a microsecond are "
         "dropped, as PostgreSQL cannot hold them). Off: such columns are refused.",
     )
+    verify_page_checksums = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Check the CRC checksum of every page a Parquet file carries one for, and refuse a file "
+        "whose pages do not match it (corrupt data). Files written without page CRCs are read as they are.",
+    )
     copy_during_export = luigi.BoolParameter(
         default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
         description="COPY each chunk as soon as it is written, over --workers connections, while the export "

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +22,8 @@ import pyarrow.parquet as pq
 from . import settings
 from .errors import SourceError
 from .typemap import Column, pg_column
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,42 @@ def fingerprint(files: list[SourceFile]) -> str:
 SIGNATURE = 28  # the nonce and tag after a signed plaintext footer (Parquet modular encryption)
 
 
-def _footer(path: Path) -> tuple[int, pa.Schema]:
+def _rows(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int]]:
+    """(the file's rows, from its row groups; the level entries of each leaf inside a list or map, see
+    ``Plan.repeated_leaves``); refuses a footer whose counts contradict each other.
+
+    The row groups' counts are the ones readers go by: a writer that left the file's own count out
+    (parquet-rs 0.3 wrote 0) is loaded by them, with a warning."""
+    rows = 0
+    leaves = _repeated_leaves(meta.schema)
+    entries = [0] * len(leaves)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = meta.schema.column(c)
+            values = group.column(c).num_values
+            if column.max_repetition_level == 0:  # one value (or NULL) a row
+                consistent = values == group.num_rows
+            else:  # at least one entry a row, even for an empty or NULL list
+                consistent = values >= group.num_rows and (values == 0) == (group.num_rows == 0)
+            if not consistent:
+                raise SourceError(
+                    f"file {str(path)!r} is inconsistent: row group {g} counts {group.num_rows:,} rows but its column "
+                    f"{column.path!r} {values:,} values; the file is corrupt")
+        rows += group.num_rows
+        for k, c in enumerate(leaves):
+            entries[k] += group.column(c).num_values
+    if rows != meta.num_rows:
+        log.warning("file %r says it holds %s rows but its row groups hold %s; loading the row groups' %s",
+                    str(path), f"{meta.num_rows:,}", f"{rows:,}", f"{rows:,}")
+    return rows, entries
+
+
+def _repeated_leaves(parquet: pq.ParquetSchema) -> list[int]:
+    return [c for c in range(len(parquet)) if parquet.column(c).max_repetition_level > 0]
+
+
+def _footer(path: Path) -> tuple[tuple[int, list[int]], pa.Schema, list[int]]:
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
@@ -76,7 +114,7 @@ def _footer(path: Path) -> tuple[int, pa.Schema]:
         if int.from_bytes(tail[:4], "little") - meta.serialized_size == SIGNATURE:
             raise SourceError(f"file {str(path)!r} has encrypted columns (Parquet modular encryption, signed "
                               "plaintext footer); the pipeline reads only unencrypted Parquet - decrypt it first")
-        return meta.num_rows, _arrow_schema(meta.schema)
+        return _rows(path, meta), _arrow_schema(meta.schema), _repeated_leaves(meta.schema)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).split("\n", 1)[0]
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc
@@ -106,6 +144,10 @@ class Plan:
     file_rows: list[int]
     columns: list[Column]
     chunks: list[list[int]]  # per chunk: indices into ``files``
+    # The leaves (Parquet's leaf columns, numbered depth first) inside a list or map, and per file the level
+    # entries its footer counts for each: a reader that misreads repetition levels reads other counts.
+    repeated_leaves: list[int] = field(default_factory=list)
+    file_leaf_entries: list[list[int]] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -117,6 +159,17 @@ class Plan:
     def describe_chunk(self, index: int) -> str:
         names = [self.files[i].name for i in self.chunks[index]]
         return repr(names[0]) if len(names) == 1 else f"{names[0]!r} .. {names[-1]!r} ({len(names)} files)"
+
+    def chunk_leaf_entries(self, index: int) -> list[int]:
+        """Per repeated leaf: the level entries the footers of the chunk's files count."""
+        return [sum(self.file_leaf_entries[i][k] for i in self.chunks[index]) for k in range(len(self.repeated_leaves))]
+
+    def chunk_file_rows(self, index: int) -> list[int]:
+        return [self.file_rows[i] for i in self.chunks[index]]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
     def chunk_paths(self, index: int) -> list[str]:
         return [os.path.join(self.source, self.files[i].name) for i in self.chunks[index]]
@@ -141,16 +194,20 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         footers = list(pool.map(_footer, [root / f.name for f in files]))
     first_schema = _describe(footers[0][1])
-    for f, (_, schema) in zip(files, footers, strict=True):
+    for f, (_, schema, _) in zip(files, footers, strict=True):
         described = _describe(schema)
         if described != first_schema:
             raise SourceError(_schema_difference(files[0].name, first_schema, f.name, described, source))
     truncate_ns = settings.export().truncate_nanoseconds
-    columns = [pg_column(field.name, field.type, truncate_ns) for field in footers[0][1]]
+    try:
+        columns = [pg_column(field.name, field.type, truncate_ns) for field in footers[0][1]]
+    except SourceError as exc:  # the schemas agree: the first file stands for them all
+        raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
-    file_rows = [rows for rows, _ in footers]
-    return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows))
+    file_rows = [rows for (rows, _), _, _ in footers]
+    return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
+                footers[0][2], [entries for (_, entries), _, _ in footers])
 
 
 def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:

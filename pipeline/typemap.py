@@ -10,14 +10,19 @@ A type without an exact equivalent is refused before any row is written.
 | int32, uint16                      | integer             | decimal digits                      |
 | int64, uint32                      | bigint              | decimal digits                      |
 | uint64                             | numeric(20)         | decimal digits                      |
-| float32                            | real                | shortest round-trip text, NaN, Infinity |
+| float16, float32                   | real                | shortest round-trip text, NaN, Infinity |
 | float64                            | double precision    | shortest round-trip text, NaN, Infinity |
 | decimal(p, s), p <= 38             | numeric(p, s)       | plain decimal text                  |
 | string, large_string (dictionary)  | text                | always quoted, quotes doubled       |
+| null (a column of NULLs only)      | text                | empty (NULL)                        |
 | binary, large_binary, fixed binary | bytea               | \\x hex                             |
-| date32, date64                     | date                | YYYY-MM-DD                          |
+| date32, date64                     | date                | YYYY-MM-DD, as PostgreSQL prints it |
 | timestamp[s/ms/us] (no zone)       | timestamp           | YYYY-MM-DD HH:MM:SS.ffffff          |
 | timestamp[s/ms/us, tz]             | timestamptz         | the same in UTC, then +00           |
+
+Years outside 1-9999 are written as PostgreSQL prints them (``290000-12-30``, ``0044-03-15 BC``, see
+``temporal``); values outside PostgreSQL's own range (before 4714-11-24 BC, dates after 5874897 AD)
+are refused.
 | time32[s/ms], time64[us]           | time                | HH:MM:SS[.ffffff]                   |
 | list, large_list, fixed_size_list  | jsonb               | jsonb's own text, quoted (``nested``) |
 | struct, map                        | jsonb               | jsonb's own text, quoted (``nested``) |
@@ -67,13 +72,13 @@ def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, str]:
             if width <= bits:
                 return pg_type, "plain"
         return "numeric(20)", "plain"
-    if pa.types.is_float32(t):
+    if pa.types.is_float16(t) or pa.types.is_float32(t):  # every half-precision float is exactly a float32
         return "real", "plain"
     if pa.types.is_float64(t):
         return "double precision", "plain"
     if pa.types.is_decimal(t) and t.precision <= 38:
         return f"numeric({t.precision},{t.scale})", "plain"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):  # null: a column of NULLs
         return "text", "text"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         return "bytea", "bytea"

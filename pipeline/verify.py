@@ -24,7 +24,7 @@ read). PostgreSQL side: one SQL scan of the loaded rows. They compare:
   are hashed as the double's exact bits rather than as text.
 
 The export also counts values it must refuse (``REFUSALS``): text or jsonb holding a NUL
-byte, maps holding one key twice, dates outside the years 1-9999 - such a load is refused
+byte, maps holding one key twice, dates before 4714-11-24 BC (PostgreSQL's first) - such a load is refused
 before any row is copied.
 """
 
@@ -35,6 +35,7 @@ from decimal import Decimal
 
 from psycopg2 import sql
 
+from . import temporal
 from .errors import VerificationError
 from .nested import DUPLICATE_KEY
 from .typemap import Column, csv_order, is_float
@@ -56,21 +57,38 @@ def spark_canonical(column: Column, value):
     from pyspark.sql import functions as F
 
     if column.kind == "text":
-        return value
+        return value.cast("string")  # a column of Parquet's null type arrives as NULL integers
     if column.kind == "bytea":
         return F.concat(F.lit("\\x"), F.lower(F.hex(value)))
     if column.kind == "timestamptz":
-        return F.concat(value.cast("timestamp").cast("string"), F.lit("+00"))
+        return _pg_years(value, value.cast("timestamp").cast("string"), "+00")
     if column.kind == "timestamp":
-        return value.cast("timestamp_ntz").cast("string")
+        return _pg_years(value, value.cast("timestamp_ntz").cast("string"))
+    if column.kind == "date":
+        return _pg_years(value, value.cast("string"))
     return value.cast("string")
+
+
+def _pg_years(value, text, zone: str = ""):
+    """A date's or timestamp's text (``text``, Spark's) as PostgreSQL prints it, also for the years outside
+    1-9999 which Spark writes in its own way (+290000-12-30, 0000-01-01, -0043-03-15): PostgreSQL writes
+    290000-12-30, 0001-01-01 BC, 0044-03-15 BC (see ``temporal``)."""
+    from pyspark.sql import functions as F
+
+    year = F.year(value)
+    bc = year <= 0
+    shown = F.format_string("%04d", F.when(bc, 1 - year).otherwise(year))
+    rest = F.regexp_extract(text, r"^[+-]?[0-9]+(-.*)$", 1)
+    outside = F.concat(shown, rest, F.lit(zone), F.when(bc, F.lit(" BC")).otherwise(F.lit("")))
+    inside = F.concat(text, F.lit(zone)) if zone else text
+    return F.when((year < 1) | (year > 9999), outside).otherwise(inside)
 
 
 def spark_row_metrics(columns: list[Column]) -> list:
     """Per-row values the statistics sum up, computed where Spark compiles them (a projection) rather
     than inside ``observe``: ``_d`` the row's digest of the line's head ``_h``, ``_n<i>`` 1 when
     column i is NULL (its field ``_f<i>`` is empty exactly then), ``_z<i>`` 1 when a text value
-    holds a NUL byte, ``_o<i>`` 1 when a date or timestamp lies outside the years 1-9999,
+    holds a NUL byte, ``_o<i>`` 1 when a date or timestamp lies outside PostgreSQL's range,
     ``_nan<i>`` a float column's NaN flag; ``_r<i>`` is the raw value of a float, date or timestamp."""
     from pyspark.sql import functions as F
 
@@ -83,12 +101,21 @@ def spark_row_metrics(columns: list[Column]) -> list:
         if c.kind == "json":
             metrics.append((F.instr(field, DUPLICATE_KEY) > 0).cast("long").alias(f"_u{i}"))
         if c.kind in DATED:
-            year = F.year(F.col(f"_r{i}"))
-            metrics.append(((year < 1) | (year > 9999)).cast("long").alias(f"_o{i}"))
+            metrics.append(_outside_postgres(c, F.col(f"_r{i}")).cast("long").alias(f"_o{i}"))
         if is_float(c):
             metrics += [F.isnan(F.col(f"_r{i}")).cast("long").alias(f"_nan{i}"), F.col(f"_r{i}"),
                         _spark_float_hash(F.col(f"_r{i}")).cast("decimal(38,0)").alias(f"_x{i}")]
     return metrics
+
+
+def _outside_postgres(column: Column, value):
+    """Whether a date or timestamp lies outside PostgreSQL's range (``arrow_export.outside_postgres``)."""
+    from pyspark.sql import functions as F
+
+    if column.kind == "date":
+        days = F.unix_date(value)
+        return (days < temporal.MIN_DAYS) | (days > temporal.MAX_DATE_DAYS)
+    return F.unix_micros(value.cast("timestamp")) < F.lit(temporal.MIN_DAYS * temporal.DAY_MICROS)
 
 
 def spark_aggregates(columns: list[Column]) -> list:
@@ -118,7 +145,7 @@ def _spark_float_hash(value):
 # Counted during the export: values the load refuses, and why (the chunk is named by the caller).
 REFUSALS = {
     "nul": "with a NUL byte; PostgreSQL text and jsonb cannot store NUL",
-    "oor": "outside the years 1-9999, which the export cannot write exactly",
+    "oor": "outside PostgreSQL's range (from 4714-11-24 BC; dates to 5874897 AD)",
     "dup": "holding a map with one key twice; a jsonb object keeps only one",
 }
 DATED = ("date", "timestamp", "timestamptz")

@@ -97,13 +97,26 @@ def _normal(value):
 
 def _as_loaded(table: pa.Table) -> pa.Table:
     """Nested columns as the jsonb text they load as (``nested.json_texts``, itself tested against
-    PostgreSQL's own output)."""
+    PostgreSQL's own output); dates as days and timestamps and times as microseconds since 1970 or
+    midnight, as ``assert_table_matches`` reads them (Python's datetime ends at year 9999, PostgreSQL's
+    at 294276 AD); half-precision floats widened."""
     from pipeline.nested import is_nested, json_texts
 
     for i, field in enumerate(table.schema):
-        if is_nested(field.type):
-            texts = json_texts(table.column(i).combine_chunks(), field.name)
-            table = table.set_column(i, field.name, texts)
+        t, values = field.type, table.column(i).combine_chunks()
+        if pa.types.is_dictionary(t):
+            t, values = t.value_type, values.dictionary_decode()
+        if is_nested(t):
+            values = json_texts(values, field.name)
+        elif pa.types.is_date(t):
+            values = values.cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
+        elif pa.types.is_timestamp(t) and t.unit != "ns":
+            values = values.cast(pa.timestamp("us", t.tz)).cast(pa.int64())
+        elif pa.types.is_time(t) and t.unit != "ns":
+            values = values.cast(pa.time64("us")).cast(pa.int64())
+        elif pa.types.is_float16(t):
+            values = values.cast(pa.float64())
+        table = table.set_column(i, field.name, values)
     return table
 
 
@@ -126,9 +139,14 @@ def assert_table_matches(dsn: str, schema: str, name: str, folder: Path) -> None
             cur.execute("SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass "
                         "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                         (sql.Identifier(schema, name).as_string(conn),))
-            # real is read widened to double precision, exactly as pyarrow widens float32; jsonb as its text
-            casts = {"real": "{}::float8", "jsonb": "{}::text"}
-            select = [sql.SQL(casts.get(t, "{}")).format(sql.Identifier(n)) for n, t in cur.fetchall()]
+            # real is read widened to double precision, exactly as pyarrow widens float32; jsonb as its text;
+            # dates, timestamps and times as integers (see _as_loaded)
+            micros = "(extract(epoch FROM {}) * 1000000)::bigint"
+            casts = {"real": "{}::float8", "jsonb": "{}::text", "date": "({} - date '1970-01-01')::bigint",
+                     "timestamp without time zone": micros, "timestamp with time zone": micros,
+                     "time without time zone": micros}
+            select = [sql.SQL(casts.get(t, "{}") + " AS {}").format(sql.Identifier(n), sql.Identifier(n))
+                      for n, t in cur.fetchall()]
             cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), sql.Identifier(schema, name)))
             loaded_columns = [d.name for d in cur.description]
             loaded = Counter(tuple(_normal(v) for v in row) for row in cur.fetchall())

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -96,18 +97,52 @@ def test_int96_timestamps_load_as_microsecond_timestamps(env, tmp_path, engine):
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_millisecond_times_of_day_load_with_arrow_and_spark_refuses_them(env, tmp_path, engine):
+def test_what_spark_cannot_read_loads_through_pyarrow(env, tmp_path, engine):
+    """Millisecond times of day and half-precision floats: Spark's Parquet reader refuses both, so the Spark
+    engine hands the chunk to pyarrow, which writes it with the Spark engine's row checksum."""
     source = tmp_path / "t32"
     source.mkdir()
     times = pa.array([dt.time(1, 2, 3, 4000), dt.time(0, 0), None, dt.time(23, 59, 59, 999000)], pa.time32("ms"))
-    pq.write_table(pa.table({"id": pa.array(range(4), pa.int32()), "t": times}), source / "a.parquet")
-    result = ingest(env, source, "types.t32", 10, "--export-engine", engine)
-    if engine == "arrow":
-        ok(result)
-        assert_table_matches(env["PIPELINE_PG_DSN"], "types", "t32", source)
-    else:
-        assert_clear_failure(result, "column 't' holds times of day in milliseconds (time32[ms]), which Spark "
-                             "cannot read; load it with --export-engine arrow")
+    halves = pa.array(np.array([0.1, np.nan, -65504, 6e-8], dtype=np.float16))
+    pq.write_table(pa.table({"id": pa.array(range(4), pa.int32()), "t": times, "h": halves}), source / "a.parquet")
+    out = ok(ingest(env, source, "types.t32", 10, "--export-engine", engine))
+    assert ("pyarrow exports it instead" in out) == (engine == "spark")
+    assert "counts and checksums match" in out
+    assert_table_matches(env["PIPELINE_PG_DSN"], "types", "t32", source)
+    assert query(env["PIPELINE_PG_DSN"], "SELECT h::text FROM types.t32 ORDER BY id") == [
+        ("0.099975586",), ("NaN",), ("-65504",), ("5.9604645e-08",)]
+
+
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engine):
+    """PostgreSQL holds dates and timestamps from 4714-11-24 BC to 294276 AD (dates to 5874897 AD); the export
+    writes the years outside 1-9999 as PostgreSQL prints them, also inside jsonb."""
+    source = tmp_path / "years"
+    source.mkdir()
+    day = 86_400_000_000
+    days = [-2_440_588, -735_160, -719_528, -719_163, 2_932_897, 105_201_161, 2_145_042_905, 0, None]
+    micros = [d * day + 82_800_000_001 if d is not None and d < 106_000_000 else None for d in days]
+    table = pa.table({
+        "id": pa.array(range(len(days)), pa.int32()),
+        "d": pa.array(days, pa.date32()),
+        "ts": pa.array(micros, pa.timestamp("us")),
+        "tz": pa.array(micros, pa.timestamp("us", "UTC")),
+        "nested": pa.array([None if m is None else {"at": m, "on": d} for m, d in zip(micros, days, strict=True)],
+                           pa.struct([("at", pa.timestamp("us", "UTC")), ("on", pa.date32())])),
+    })
+    pq.write_table(table, source / "a.parquet")
+    out = ok(ingest(env, source, "types.years", 100, "--export-engine", engine))
+    assert "counts and checksums match" in out
+    assert_table_matches(env["PIPELINE_PG_DSN"], "types", "years", source)
+    texts = query(env["PIPELINE_PG_DSN"], "SELECT d::text, ts::text, tz::text, nested::text FROM types.years "
+                                          "WHERE id IN (0, 1, 5) ORDER BY id")
+    assert texts == [
+        ("4714-11-24 BC", "4714-11-24 23:00:00.000001 BC", "4714-11-24 23:00:00.000001+00 BC",
+         '{"at": "4714-11-24T23:00:00.000001+00:00 BC", "on": "4714-11-24 BC"}'),
+        ("0044-03-15 BC", "0044-03-15 23:00:00.000001 BC", "0044-03-15 23:00:00.000001+00 BC",
+         '{"at": "0044-03-15T23:00:00.000001+00:00 BC", "on": "0044-03-15 BC"}'),
+        ("290000-12-30", "290000-12-30 23:00:00.000001", "290000-12-30 23:00:00.000001+00",
+         '{"at": "290000-12-30T23:00:00.000001+00:00", "on": "290000-12-30"}')]
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
