@@ -35,6 +35,9 @@ chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (
 		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider
 	@tail -n 1 test-artifacts/chaos.txt
 
+corpus: install ## load every parquet-testing file with both engines and rewrite the README's corpus table
+	PIPELINE_WRITE_CORPUS_TABLE=1 $(VENV)/bin/pytest tests/test_corpus.py -p no:cacheprovider -q
+
 bench: install ## benchmark against the COPY limit and the original solutions (BENCH_ARGS="--rows 1000000 --repeat 3")
 	$(PY) -m pipeline.bench $(BENCH_ARGS)
 
@@ -69,4 +72,4 @@ clean: ## remove the state directory (chunks, checkpoints, the embedded database
 	-$(PY) -m pipeline.localpg stop
 	rm -rf .state
 
-.PHONY: help install run status test chaos bench sample luigid luigid-stop up down logs lint pg-stop clean
+.PHONY: help install run status test chaos corpus bench sample luigid luigid-stop up down logs lint pg-stop clean

@@ -15,6 +15,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -67,14 +68,23 @@ def fingerprint(files: list[SourceFile]) -> str:
 SIGNATURE = 28  # the nonce and tag after a signed plaintext footer (Parquet modular encryption)
 
 
-def _rows(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int]]:
-    """(the file's rows, from its row groups; the level entries of each leaf inside a list or map, see
-    ``Plan.repeated_leaves``); refuses a footer whose counts contradict each other.
+class Footer(NamedTuple):
+    """What planning needs of one file's footer."""
+
+    rows: int
+    schema: pa.Schema
+    repeated_leaves: list[int]  # Parquet's leaf columns inside a list or map, numbered depth first
+    leaf_entries: list[int]  # the level entries the row groups count for each of them
+
+
+def _counts(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int], list[int]]:
+    """(the file's rows, from its row groups; its repeated leaves; their level entries); refuses a
+    footer whose counts contradict each other.
 
     The row groups' counts are the ones readers go by: a writer that left the file's own count out
     (parquet-rs 0.3 wrote 0) is loaded by them, with a warning."""
     rows = 0
-    leaves = _repeated_leaves(meta.schema)
+    leaves = [c for c in range(len(meta.schema)) if meta.schema.column(c).max_repetition_level > 0]
     entries = [0] * len(leaves)
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -95,14 +105,10 @@ def _rows(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int]]:
     if rows != meta.num_rows:
         log.warning("file %r says it holds %s rows but its row groups hold %s; loading the row groups' %s",
                     str(path), f"{meta.num_rows:,}", f"{rows:,}", f"{rows:,}")
-    return rows, entries
+    return rows, leaves, entries
 
 
-def _repeated_leaves(parquet: pq.ParquetSchema) -> list[int]:
-    return [c for c in range(len(parquet)) if parquet.column(c).max_repetition_level > 0]
-
-
-def _footer(path: Path) -> tuple[tuple[int, list[int]], pa.Schema, list[int]]:
+def _footer(path: Path) -> Footer:
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
@@ -114,7 +120,8 @@ def _footer(path: Path) -> tuple[tuple[int, list[int]], pa.Schema, list[int]]:
         if int.from_bytes(tail[:4], "little") - meta.serialized_size == SIGNATURE:
             raise SourceError(f"file {str(path)!r} has encrypted columns (Parquet modular encryption, signed "
                               "plaintext footer); the pipeline reads only unencrypted Parquet - decrypt it first")
-        return _rows(path, meta), _arrow_schema(meta.schema), _repeated_leaves(meta.schema)
+        rows, leaves, entries = _counts(path, meta)
+        return Footer(rows, _arrow_schema(meta.schema), leaves, entries)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).split("\n", 1)[0]
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc
@@ -193,21 +200,21 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     root = Path(source)
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
         footers = list(pool.map(_footer, [root / f.name for f in files]))
-    first_schema = _describe(footers[0][1])
-    for f, (_, schema, _) in zip(files, footers, strict=True):
-        described = _describe(schema)
+    first_schema = _describe(footers[0].schema)
+    for f, footer in zip(files, footers, strict=True):
+        described = _describe(footer.schema)
         if described != first_schema:
             raise SourceError(_schema_difference(files[0].name, first_schema, f.name, described, source))
     truncate_ns = settings.export().truncate_nanoseconds
     try:
-        columns = [pg_column(field.name, field.type, truncate_ns) for field in footers[0][1]]
+        columns = [pg_column(arrow_field.name, arrow_field.type, truncate_ns) for arrow_field in footers[0].schema]
     except SourceError as exc:  # the schemas agree: the first file stands for them all
         raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
-    file_rows = [rows for (rows, _), _, _ in footers]
+    file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
-                footers[0][2], [entries for (_, entries), _, _ in footers])
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers])
 
 
 def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:
