@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -91,41 +92,38 @@ def canonical(column: Column, values: pa.Array) -> pa.Array:
     return pc.fill_null(field, "")
 
 
-def _days_or_micros(values: pa.Array) -> np.ndarray:
-    """Days (a date) or microseconds (a timestamp) since 1970 of every value, 0 for NULL."""
+def _days_or_micros(values: pa.Array) -> pa.Array:
+    """Days (a date) or microseconds (a timestamp) since 1970 of every value, as int64 (NULL stays NULL)."""
     if pa.types.is_date(values.type):
-        return values.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return _micros(values, pa.timestamp("us")).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        return values.cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
+    return _micros(values, pa.timestamp("us")).cast(pa.int64())
 
 
 def _outside_text_years(values: pa.Array, field: pa.Array, zone: str = "") -> pa.Array:
     """``field`` with the dates or timestamps outside the years 1-9999, which Arrow's text form does not
     cover, written as PostgreSQL prints them (``temporal``): 290000-12-30 23:00:00, 0044-03-15 BC."""
     per_day = 1 if pa.types.is_date(values.type) else temporal.DAY_MICROS
+    low, high = temporal.YEAR_1_DAYS * per_day, temporal.YEAR_10000_DAYS * per_day
     keys = _days_or_micros(values)
-    outside = (keys < temporal.YEAR_1_DAYS * per_day) | (keys >= temporal.YEAR_10000_DAYS * per_day)
-    if values.null_count:
-        outside &= values.is_valid().to_numpy(zero_copy_only=False)
-    if not outside.any():
-        return field
+    extent = pc.min_max(keys)
+    if extent["min"].as_py() is None or (extent["min"].as_py() >= low and extent["max"].as_py() < high):
+        return field  # the common case: one pass, no values leave Arrow
     texts = field.to_pylist()
-    for i in np.flatnonzero(outside):
-        key = int(keys[i])
-        texts[i] = temporal.date_text(key) if per_day == 1 else temporal.timestamp_text(key, zone=zone)
+    for i, key in enumerate(keys.to_pylist()):
+        if key is not None and not low <= key < high:
+            texts[i] = temporal.date_text(key) if per_day == 1 else temporal.timestamp_text(key, zone=zone)
     return pa.array(texts, pa.string())
 
 
 def outside_postgres(values: pa.Array) -> int:
     """How many dates or timestamps lie outside PostgreSQL's range (from 4714-11-24 BC; dates to 5874897 AD;
     microsecond timestamps cannot pass its end, 294276 AD)."""
+    keys = _days_or_micros(values)
     if pa.types.is_date(values.type):
-        days = _days_or_micros(values)
-        outside = (days < temporal.MIN_DAYS) | (days > temporal.MAX_DATE_DAYS)
+        outside = pc.or_(pc.less(keys, temporal.MIN_DAYS), pc.greater(keys, temporal.MAX_DATE_DAYS))
     else:
-        outside = _days_or_micros(values) < temporal.MIN_DAYS * temporal.DAY_MICROS
-    if values.null_count:
-        outside &= values.is_valid().to_numpy(zero_copy_only=False)
-    return int(outside.sum())
+        outside = pc.less(keys, temporal.MIN_DAYS * temporal.DAY_MICROS)
+    return pc.sum(outside).as_py() or 0
 
 
 PG_EPOCH_DAYS, PG_EPOCH_MICROS = 10_957, 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, after 1970's
@@ -241,6 +239,18 @@ def read_failure(path: str, exc: Exception) -> str:
     return f"file {path!r} cannot be read ({reason})"
 
 
+@contextmanager
+def _reading(plan: Plan, index: int, path: str):
+    """Turn pyarrow's failure to read ``path`` into an ``ExportError`` naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno:  # the machine's failure (a permission, say), not the file's
+            raise
+        raise ExportError(f"{read_failure(path, exc)}; {Chunk(plan.load_id, index)} of {plan.table} was not "
+                          "exported and nothing was published") from exc
+
+
 def _file_batches(plan: Plan, index: int, schema: pa.Schema):
     """The batches of the chunk's files in order, read as ``schema``; each file's rows checked against its
     footer's count, and a failure naming the file."""
@@ -248,16 +258,11 @@ def _file_batches(plan: Plan, index: int, schema: pa.Schema):
     parquet = _parquet_format()
     for path, expected in zip(plan.chunk_paths(index), plan.chunk_file_rows(index), strict=True):
         rows = 0
-        try:
+        with _reading(plan, index, path):
             for batch in ds.dataset(path, format=parquet, schema=schema).to_batches(
                     columns=names, batch_size=BATCH_ROWS, use_threads=True):
                 rows += batch.num_rows
                 yield batch
-        except (pa.ArrowException, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno:  # the machine's failure (a permission, say), not the file's
-                raise
-            raise ExportError(f"{read_failure(path, exc)}; {Chunk(plan.load_id, index)} of {plan.table} was not "
-                              "exported and nothing was published") from exc
         if rows != expected:
             raise ExportError(f"file {path!r} holds {rows:,} rows but its footer says {expected:,}: the file is "
                               f"inconsistent, so {plan.table} cannot be verified; nothing was published")
@@ -272,12 +277,8 @@ def _loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
 def _batches(plan: Plan, index: int):
     """The chunk's rows in batches of about BATCH_ROWS, whatever the files' sizes (at least one batch)."""
     first = plan.chunk_paths(index)[0]
-    try:  # the chunk's files are read as its first file is (a column dictionary-encoded there or not)
+    with _reading(plan, index, first):  # the chunk's files are read as its first file is (dictionary or not)
         schema = ds.dataset(first, format=_parquet_format()).schema
-    except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno:
-            raise
-        raise ExportError(f"{read_failure(first, exc)}; nothing was published") from exc
     pending: list[pa.RecordBatch] = []
     rows, sent = 0, False
     for batch in _file_batches(plan, index, schema):

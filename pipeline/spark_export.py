@@ -201,9 +201,9 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> dict:
     """Write chunk ``index`` of ``plan`` as CSV part files in ``folder``; return the source statistics
     (see ``verify``) Spark observed during the write.
 
-    Where Spark's Parquet reader cannot read the chunk's files - it fails on them, or reads other rows than
-    their footers count - the chunk is written by pyarrow instead, with the same row hash (see
-    ``_with_arrow``); a file pyarrow cannot read either is refused naming it."""
+    Where Spark's Parquet reader cannot read the chunk's files - it fails on them, or reads other rows or
+    other list and map entries than their footers count - the chunk is written by pyarrow instead, with the
+    same row hash (see ``_with_arrow``); a file pyarrow cannot read either is refused naming it."""
     from pyspark.sql import Observation
 
     spark = session()

@@ -16,7 +16,6 @@ from __future__ import annotations
 DAY_MICROS = 86_400_000_000
 MIN_DAYS = -2_440_588  # 4714-11-24 BC, Julian day 0: the first date and timestamp PostgreSQL holds
 MAX_DATE_DAYS = 2_145_042_905  # 5874897-12-31, PostgreSQL's last date
-END_TIMESTAMP_MICROS = 9_224_318_016_000_000_000  # 294277-01-01, the first timestamp it does not hold
 # 0001-01-01 and 10000-01-01: Arrow's and Spark's own text forms cover the days between
 YEAR_1_DAYS, YEAR_10000_DAYS = -719_162, 2_932_897
 
