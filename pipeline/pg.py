@@ -211,7 +211,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
     """
     statement = copy_statement(staging_table(plan.load_id), plan.columns)
     buffer = settings.postgres().copy_buffer_bytes
-    with transaction(conn, f"loading {chunk} of {plan.table}") as cur:
+    with transaction(conn, f"loading {chunk} of {plan.table} (source {plan.describe_chunk(chunk.index)})") as cur:
         try:
             cur.execute(sql.SQL("INSERT INTO {} (load_id, chunk, rows) VALUES (%s, %s, %s)").format(
                 _state("chunk_ledger")), (chunk.load_id, chunk.index, expected_rows))

@@ -251,9 +251,9 @@ class VerifyRowCount(LoadTask):
         counts = (plan.total_rows, manifest["rows"], loaded["rows"])
         if len(set(counts)) != 1 or ledger_rows != loaded["rows"] or ledger_chunks != len(chunks):
             raise VerificationError(
-                f"{self.table} does not verify: the source has {_fmt(counts[0])} rows, the chunk manifest "
-                f"{_fmt(counts[1])}, PostgreSQL {_fmt(counts[2])} (ledger: {_fmt(ledger_rows)} rows in "
-                f"{ledger_chunks} of {len(chunks)} chunks); nothing was published")
+                f"{self.table} (source {self.source!r}) does not verify: the source has {_fmt(counts[0])} rows, "
+                f"the chunk manifest {_fmt(counts[1])}, PostgreSQL {_fmt(counts[2])} (ledger: {_fmt(ledger_rows)} "
+                f"rows in {ledger_chunks} of {len(chunks)} chunks); nothing was published")
         source_stats = verify.combine([c["stats"] for c in manifest["chunks"]])
         problems = verify.differences(plan.columns, source_stats, loaded)
         if problems == [verify.CHECKSUM_ONLY]:
@@ -264,7 +264,8 @@ class VerifyRowCount(LoadTask):
             loaded_sums = pg.with_retries(lambda conn: pg.column_checksums(conn, plan), f"checking {self.table}")
             problems = [verify.changed_columns(plan.columns, source_sums, loaded_sums)]
         if problems:
-            raise VerificationError(f"{self.table} does not verify: {'; '.join(problems)}; nothing was published")
+            raise VerificationError(f"{self.table} (source {self.source!r}) does not verify: {'; '.join(problems)}; "
+                                    "nothing was published")
         with self.output().open("w") as f:
             json.dump({"source_rows": counts[0], "manifest_rows": counts[1], "source": source_stats,
                        "loaded": loaded, "scan_seconds": scan_seconds}, f, indent=1)

@@ -87,6 +87,19 @@ def test_nul_byte_in_text_is_refused_naming_column_and_chunk(env, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
+def test_a_value_postgres_rejects_names_the_source_file(env, tmp_path, engine):
+    """Text that is not UTF-8 (pyarrow and Spark pass the bytes through; COPY refuses them)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    raw = pa.array([b"fine", b"bad\xff\xfe"], pa.binary())
+    text = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())  # a string column, unvalidated
+    pq.write_table(pa.table({"id": [1, 2], "body": text}), source / "a.parquet")
+    result = ingest(env, source, "bad.t", 1000, "--export-engine", engine)
+    assert_clear_failure(result, "chunk 0", "(source 'a.parquet')", "invalid byte sequence")
+    assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
+
+
+@pytest.mark.parametrize("engine", ["spark", "arrow"])
 def test_dates_before_postgres_first_day_are_refused_naming_column_and_chunk(env, tmp_path, engine):
     source = tmp_path / "src"
     source.mkdir()
