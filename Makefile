@@ -25,9 +25,10 @@ run: install ## load every table in config/ (the sample by default) and print ro
 status: install ## show each configured table's load: chunks, rows, elapsed, ETA (works during a load)
 	$(PY) -m pipeline status
 
-test: install ## ruff, then the test suite against a throwaway PostgreSQL and real Spark
+test: install ## ruff, the unit tests (seconds), then the end-to-end suite against a throwaway PostgreSQL and real Spark
 	$(VENV)/bin/ruff check pipeline tests
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest --ignore=tests/unit
 
 chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants (PIPELINE_CHAOS_SEED replays one, PIPELINE_CHAOS_ENGINE=arrow)
 	mkdir -p test-artifacts
@@ -39,10 +40,10 @@ corpus: install ## load every parquet-testing file with both engines and rewrite
 	PIPELINE_WRITE_CORPUS_TABLE=1 $(VENV)/bin/pytest tests/test_corpus.py -p no:cacheprovider -q
 
 bench: install ## benchmark against the COPY limit and the original solutions (BENCH_ARGS="--rows 1000000 --repeat 3")
-	$(PY) -m pipeline.bench $(BENCH_ARGS)
+	$(PY) -m pipeline.devtools.bench $(BENCH_ARGS)
 
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)
-	$(PY) -m pipeline.sample --minutes $(MINUTES) --out data_sample
+	$(PY) -m pipeline.devtools.sample --minutes $(MINUTES) --out data_sample
 
 luigid: install ## start luigid (visualiser: http://127.0.0.1:8082) with its state under the state dir
 	mkdir -p $(STATE)/luigid
@@ -66,10 +67,10 @@ lint: install ## ruff
 	$(VENV)/bin/ruff check pipeline tests
 
 pg-stop: install ## stop the embedded PostgreSQL
-	$(PY) -m pipeline.localpg stop
+	$(PY) -m pipeline.postgres.embedded stop
 
 clean: ## remove the state directory (chunks, checkpoints, the embedded database)
-	-$(PY) -m pipeline.localpg stop
+	-$(PY) -m pipeline.postgres.embedded stop
 	rm -rf .state
 
 .PHONY: help install run status test chaos corpus bench sample luigid luigid-stop up down logs lint pg-stop clean

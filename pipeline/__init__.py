@@ -1,6 +1,9 @@
-"""Parquet -> PostgreSQL, exactly once: a Luigi task graph (``luigi --module pipeline IngestAll``)."""
+"""Parquet -> PostgreSQL, exactly once: a Luigi task graph (``luigi --module pipeline IngestAll``).
 
-from .errors import install_log_filter
+Importing the package defines the tasks and configures nothing; logging is set up when a task is created
+or ``python -m pipeline`` starts (``logs``).
+"""
+
 from .tasks import (
     CopyChunkToPostgres,
     ExportCsvChunks,
@@ -10,8 +13,6 @@ from .tasks import (
     SparkReadParquet,
     VerifyRowCount,
 )
-
-install_log_filter()
 
 __all__ = ["SparkReadParquet", "ExportCsvChunks", "CopyChunkToPostgres", "VerifyRowCount", "PublishTable",
            "IngestTable", "IngestAll"]

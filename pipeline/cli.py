@@ -15,9 +15,11 @@ import time
 import luigi
 from luigi.cmdline_parser import CmdlineParser
 
-from . import catalog, pg, settings
+from . import config, logs
 from .errors import PipelineError
-from .naming import TableName
+from .model.naming import TableName
+from .postgres import client, state
+from .source import catalog
 from .tasks import IngestAll
 
 
@@ -31,11 +33,8 @@ def _scheduler_up() -> bool:
 
 
 def _published_rows() -> dict[str, tuple[str, int]]:
-    conn = pg.connect()
-    try:
-        return {spec.table: pg.published_info(conn, TableName.parse(spec.table)) for spec in catalog.load_tables()}
-    finally:
-        conn.close()
+    with client.connection() as conn:
+        return {spec.table: state.published_info(conn, TableName.parse(spec.table)) for spec in catalog.load_tables()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     after = _published_rows()
     scheduler = "local scheduler" if local else "luigid"
     loaded = 0
-    print(f"\nIngestAll finished in {seconds:.1f} s ({scheduler}, target {pg.describe(pg.target_dsn())})")
+    print(f"\nIngestAll finished in {seconds:.1f} s ({scheduler}, target {client.describe(client.target_dsn())})")
     for table, (load_id, rows) in after.items():
         fresh = before.get(table) != (load_id, rows)
         loaded += rows if fresh else 0
@@ -80,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.luigi_args = rest
-    settings.state_dir().mkdir(parents=True, exist_ok=True)
+    logs.setup()
+    config.state_dir().mkdir(parents=True, exist_ok=True)
     if args.command == "status":
         return show_status()
     return run(args)

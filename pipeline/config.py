@@ -1,4 +1,4 @@
-"""Settings: a few ``luigi.Config`` classes, read here and nowhere else.
+"""Settings: a few ``luigi.Config`` classes (the sections of ``luigi.cfg``), read here and nowhere else.
 
 Luigi reads them from ``luigi.cfg`` (or ``LUIGI_CONFIG_PATH``) and from the command line
 (``--postgres-dsn``, ``--spark-master`` ...). Two environment variables win over both:

@@ -1,17 +1,13 @@
-"""The project's own exception types, and the log filter that turns them into one sentence.
+"""The project's own exception types, and ``explain``: the one sentence for an expected failure.
 
 Expected failures (bad input, unreachable database, failed verification) raise a
-``PipelineError``. Luigi logs every task failure with a traceback; the filter installed
-by :func:`install_log_filter` rewrites those records for ``PipelineError`` into a single
-line, so the user reads one sentence and the exit code says the rest.
+``PipelineError``; failures of the machine (a full disk, a permission) are ``OSError``s
+with a path. Anything else is a bug and keeps its traceback (see ``logs``).
 """
 
 from __future__ import annotations
 
 import errno
-import logging
-import re
-import sys
 
 
 class PipelineError(Exception):
@@ -50,15 +46,11 @@ class VerificationError(PipelineError):
     """The loaded rows do not match the source; nothing is published."""
 
 
-_WILL_NOT_RUN = re.compile(r"Will not run (.*) or any dependencies due to error in \w+\(\) method")
-_TRACEBACK_LAST_LINE = re.compile(r"^pipeline\.errors\.(\w+): (.*)$")
-_TRACEBACK_OS_ERROR = re.compile(r"^(?:PermissionError|NotADirectoryError|OSError|FileExistsError): "
-                                 r"\[Errno (\d+)\] ([^:]*)(?:: '(.*)')?$")
 # Failures of the machine rather than the code: say which path, not where in the code.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 
 
-def _os_sentence(number: int, reason: str, path: str | None) -> str:
+def os_sentence(number: int, reason: str, path: str | None) -> str:
     advice = "; free some space and run again" if number in (errno.ENOSPC, errno.EDQUOT) else ""
     return f"cannot write {path!r}: {reason}{advice}" if path else f"{reason}{advice}"
 
@@ -68,54 +60,9 @@ def explain(exc: BaseException | None) -> str | None:
     while exc is not None:
         if isinstance(exc, PipelineError):
             return str(exc)
-        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
-            return _os_sentence(exc.errno, exc.strerror, exc.filename)
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            return os_sentence(exc.errno, exc.strerror, exc.filename)
         exc = exc.__cause__ or exc.__context__
     return None
 
 
-def _pipeline_error(record: logging.LogRecord) -> str | None:
-    """The one-sentence explanation, if the record reports an expected failure."""
-    sentence = explain(record.exc_info[1] if record.exc_info else sys.exc_info()[1])
-    if sentence is not None:
-        return sentence
-    # Luigi logs failures of complete() and requires() with the traceback already formatted.
-    lines = str(record.msg).strip().splitlines()
-    if len(lines) < 2:
-        return None
-    match = _TRACEBACK_LAST_LINE.match(lines[-1])
-    if match and issubclass(getattr(sys.modules[__name__], match.group(1), object), PipelineError):
-        return match.group(2)
-    match = _TRACEBACK_OS_ERROR.match(lines[-1])
-    if match and int(match.group(1)) in _ENVIRONMENT_ERRNOS:
-        return _os_sentence(int(match.group(1)), match.group(2), match.group(3))
-    return None
-
-
-class OneLineErrors(logging.Filter):
-    """Replace Luigi's traceback for an expected failure with one sentence."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = _pipeline_error(record)
-        if error is None:
-            return True
-        headline = record.getMessage().split("\n", 1)[0].rstrip(":")
-        headline = _WILL_NOT_RUN.sub(r"Cannot run \1", headline)
-        record.msg, record.args = "%s: %s", (" ".join(headline.split()), error)
-        record.levelno, record.levelname = logging.ERROR, "ERROR"
-        record.exc_info = record.exc_text = None
-        return True
-
-
-def install_log_filter() -> None:
-    """One-line errors in Luigi's log, and the pipeline's own progress lines beside Luigi's."""
-    luigi_logger = logging.getLogger("luigi-interface")
-    if not any(isinstance(f, OneLineErrors) for f in luigi_logger.filters):
-        luigi_logger.addFilter(OneLineErrors())
-    own = logging.getLogger("pipeline")
-    if not own.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        own.addHandler(handler)
-        own.setLevel(logging.INFO)
-        own.propagate = False

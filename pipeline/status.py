@@ -10,10 +10,10 @@ import datetime as dt
 import time
 from typing import NamedTuple
 
-from . import catalog, pg
 from .errors import PipelineError
-from .naming import TableName
-from .source import Plan
+from .model.plan import Plan
+from .postgres import client, state
+from .source import catalog
 
 
 class TableStatus(NamedTuple):
@@ -33,28 +33,28 @@ def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
         load = catalog.current_load(spec.table, spec.source, spec.chunk_rows)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
-    published = pg.published_info(conn, TableName.parse(spec.table))
-    chunks_done, rows_loaded = pg.ledger_progress(conn, load.load_id)
+    published = state.published_info(conn, load.target)
+    chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
     if published and published[0] == load.load_id:
         return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
                            published[1], published[1], None, None)
     if not load.plan_file.exists():
-        state = "source changed, not started" if published else "not started"
-        return TableStatus(spec.table, load.load_id, state, 0, None, 0, None, None, None)
+        where = "source changed, not started" if published else "not started"
+        return TableStatus(spec.table, load.load_id, where, 0, None, 0, None, None, None)
     plan = Plan.from_json(load.plan_file.read_text())
     elapsed = time.time() - load.plan_file.stat().st_mtime
     if load.verified_file.exists():
-        state = "verified, publishing"
-    elif (load.chunk_set / "_manifest.json").exists():
-        state = "copying chunks"
-    elif list(load.folder.glob("chunks.tmp-*")):
-        state = "exporting and copying chunks" if chunks_done else "exporting CSV chunks"
+        where = "verified, publishing"
+    elif load.manifest_file.exists():
+        where = "copying chunks"
+    elif load.export_folders():
+        where = "exporting and copying chunks" if chunks_done else "exporting CSV chunks"
     else:
-        state = "planned"
+        where = "planned"
     eta = None
     if 0 < rows_loaded < plan.total_rows:
         eta = elapsed * (plan.total_rows - rows_loaded) / rows_loaded
-    return TableStatus(spec.table, load.load_id, state, chunks_done, len(plan.chunks), rows_loaded,
+    return TableStatus(spec.table, load.load_id, where, chunks_done, len(plan.chunks), rows_loaded,
                        plan.total_rows, elapsed, eta)
 
 
@@ -76,8 +76,5 @@ def render(rows: list[TableStatus]) -> str:
 
 
 def status() -> list[TableStatus]:
-    conn = pg.connect()
-    try:
+    with client.connection() as conn:
         return [table_status(conn, spec) for spec in catalog.load_tables()]
-    finally:
-        conn.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from pipeline import localpg
+from pipeline.postgres import embedded as localpg
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -100,7 +100,7 @@ def _as_loaded(table: pa.Table) -> pa.Table:
     PostgreSQL's own output); dates as days and timestamps and times as microseconds since 1970 or
     midnight, as ``assert_table_matches`` reads them (Python's datetime ends at year 9999, PostgreSQL's
     at 294276 AD); half-precision floats widened."""
-    from pipeline.nested import is_nested, json_texts
+    from pipeline.types.nested import is_nested, json_texts
 
     for i, field in enumerate(table.schema):
         t, values = field.type, table.column(i).combine_chunks()
@@ -174,7 +174,7 @@ def write_awkward(folder: Path, files: int = 3, rows_per_file: int = 400, first:
         text = [AWKWARD[i % len(AWKWARD)] for i in ids]
         other = [None if i % 7 == 0 else AWKWARD[(i * 5) % len(AWKWARD)] for i in ids]
         ts = [base + dt.timedelta(seconds=i * 37, microseconds=(i * 999_983) % 1_000_000) for i in ids]
-        tz = [None if i % 11 == 0 else t.replace(tzinfo=dt.timezone.utc) for i, t in zip(ids, ts, strict=True)]
+        tz = [None if i % 11 == 0 else t.replace(tzinfo=dt.UTC) for i, t in zip(ids, ts, strict=True)]
         table = pa.table({
             "id": pa.array(ids, pa.int64()),
             "text": pa.array(text, pa.string()),

@@ -16,8 +16,8 @@ import time
 
 from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, write_awkward
 
-from pipeline.layout import Load
-from pipeline.source import fingerprint, list_files
+from pipeline.model.load import Load
+from pipeline.source.listing import fingerprint, list_files
 
 KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
@@ -30,7 +30,7 @@ def phase(load: Load, dsn: str) -> str:
     """Where the load stands, from its state folder and the published table."""
     if not load.plan_file.exists():
         return "plan"
-    manifest = load.chunk_set / "_manifest.json"
+    manifest = load.manifest_file
     if not manifest.exists():
         return "export"
     if len(list((load.folder / "copied").glob("*.json"))) < len(json.loads(manifest.read_text())["chunks"]):

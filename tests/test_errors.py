@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, assert_clear_failure, ingest, table_exists
 
-from pipeline import sample
+from pipeline.devtools import sample
 
 
 def test_missing_folder(env, tmp_path):

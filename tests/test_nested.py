@@ -12,10 +12,10 @@ import pytest
 from helpers import assert_clear_failure, assert_table_matches, ingest, ok, query, table_exists
 
 from pipeline.errors import UnsupportedTypeError
-from pipeline.nested import json_texts
-from pipeline.typemap import pg_column
+from pipeline.types.mapping import pg_column
+from pipeline.types.nested import json_texts
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def edge_arrays() -> dict[str, pa.Array]:

@@ -80,7 +80,7 @@ def test_kill_from_outside_while_spark_exports(env, awkward_source, state_dir):
 
 def test_postgres_restart_while_chunks_copy(tmp_path, state_dir, own_server):
     """A server restart mid-load: transient failures are retried and the load completes exactly once."""
-    from pipeline import localpg
+    from pipeline.postgres import embedded as localpg
 
     dsn, datadir = own_server
     source = tmp_path / "src"

@@ -16,7 +16,7 @@ from helpers import (
     write_awkward,
 )
 
-from pipeline import sample
+from pipeline.devtools import sample
 
 
 def test_make_run_loads_the_sample_and_prints_a_summary(env):

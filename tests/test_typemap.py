@@ -13,9 +13,9 @@ import pytest
 from helpers import assert_clear_failure, assert_table_matches, ingest, ok, query, write_awkward
 
 from pipeline.errors import UnsupportedTypeError
-from pipeline.typemap import pg_column
+from pipeline.types.mapping import pg_column
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def matrix() -> pa.Table:

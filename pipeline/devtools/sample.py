@@ -7,7 +7,7 @@ naive, microseconds), product_name (16 letters, ~1,000 distinct) and product_exp
 (create_at + 87, 88 or 89 days). File names carry a space: ``2023-01-01 00-00-00.parquet``.
 43,201 minutes give the full 82,686,714 rows.
 
-    python -m pipeline.sample --minutes N --out FOLDER
+    python -m pipeline.devtools.sample --minutes N --out FOLDER
 """
 
 from __future__ import annotations

@@ -12,29 +12,41 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
-from . import faults, settings
-from .chunks import Chunk
-from .source import Plan
-
-
-def engine():
-    """The module of the configured engine: ``export_chunk(plan, index, folder) -> stats`` and ``CHECKSUM``,
-    the row hash its statistics use."""
-    if settings.export().engine == "arrow":
-        from . import arrow_export
-
-        return arrow_export
-    from . import spark_export
-
-    return spark_export
+from .. import config, faults
+from ..model.chunk import Chunk
+from ..model.plan import Plan
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats
 
 
-def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, dict], None]) -> list[dict]:
+class Engine(Protocol):
+    """What an engine module offers: the row hash its statistics use, and the export of one chunk."""
+
+    CHECKSUM: Checksum
+
+    def export_chunk(self, plan: Plan, index: int, folder: Path) -> Stats:
+        """Write chunk ``index`` of ``plan`` as CSV part files in ``folder`` (which must not exist); return
+        the chunk's source statistics."""
+
+
+def engine() -> Engine:
+    """The configured engine."""
+    if config.export().engine == "arrow":
+        from . import arrow
+
+        return arrow
+    from . import spark
+
+    return spark
+
+
+def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, Stats], None]) -> list[Stats]:
     """Write every chunk of ``plan`` into ``out/chunk-NNNNN/``, calling ``on_chunk(index, stats)``
     (one call at a time) as each is complete; return every chunk's source statistics."""
     export_chunk = engine().export_chunk
-    stats: list[dict] = [{} for _ in plan.chunks]
+    stats: list[Stats | None] = [None for _ in plan.chunks]
     lock = threading.Lock()
 
     def write(index: int) -> None:
@@ -43,7 +55,7 @@ def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, dict], None]) 
             on_chunk(index, stats[index])
         faults.point("export.chunk")
 
-    with ThreadPoolExecutor(max_workers=max(1, settings.export().parallel_jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, config.export().parallel_jobs)) as pool:
         futures = [pool.submit(write, i) for i in range(len(plan.chunks))]
         try:
             for future in futures:

@@ -1,17 +1,22 @@
-"""A chunk: one CSV part of a load, loaded into PostgreSQL in one transaction.
+"""A chunk: one CSV part of a load, loaded into PostgreSQL in one transaction; and the manifest of a
+chunk set, written when every chunk is exported.
 
-A ``Chunk`` owns its names - its folder inside the chunk set and its ledger key - so
-nothing else formats them.
+A ``Chunk`` owns its names - its folder inside the chunk set and its ledger key - so nothing else
+formats them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-MANIFEST = "_manifest.json"
+from ..types.mapping import Column
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats
+from .load import MANIFEST
 
 
 class Chunk(NamedTuple):
@@ -31,21 +36,34 @@ class Chunk(NamedTuple):
         return f"chunk {self.index} of load {self.load_id}"
 
 
-def write_manifest(chunk_set: Path, load_id: str, chunk_rows: list[int], chunk_stats: list[dict],
-                   checksum: str) -> None:
-    """The manifest: each chunk's folder, rows and source statistics (see ``verify``; ``checksum``
-    names the row hash the statistics use)."""
-    manifest = {
-        "load_id": load_id,
-        "rows": sum(chunk_rows),
-        "checksum": checksum,
-        "chunks": [{"index": i, "dir": Chunk(load_id, i).dirname, "rows": n, "stats": s}
-                   for i, (n, s) in enumerate(zip(chunk_rows, chunk_stats, strict=True))],
-    }
-    tmp = chunk_set / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, chunk_set / MANIFEST)
+@dataclass(frozen=True)
+class Manifest:
+    """Each chunk's rows and source statistics, and the row hash the statistics use."""
 
+    load_id: str
+    checksum: Checksum
+    chunk_rows: list[int]
+    chunk_stats: list[Stats]
 
-def read_manifest(chunk_set: Path) -> dict:
-    return json.loads((chunk_set / MANIFEST).read_text())
+    @property
+    def rows(self) -> int:
+        return sum(self.chunk_rows)
+
+    def write(self, chunk_set: Path) -> None:
+        raw = {
+            "load_id": self.load_id,
+            "rows": self.rows,
+            "checksum": str(self.checksum),
+            "chunks": [{"index": i, "dir": Chunk(self.load_id, i).dirname, "rows": n, "stats": s.to_json()}
+                       for i, (n, s) in enumerate(zip(self.chunk_rows, self.chunk_stats, strict=True))],
+        }
+        tmp = chunk_set / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(raw, indent=1))
+        os.replace(tmp, chunk_set / MANIFEST)
+
+    @classmethod
+    def read(cls, path: Path, columns: list[Column]) -> Manifest:
+        raw = json.loads(path.read_text())
+        chunks = sorted(raw["chunks"], key=lambda c: c["index"])
+        return cls(raw["load_id"], Checksum(raw.get("checksum", Checksum.MD5)), [c["rows"] for c in chunks],
+                   [Stats.from_json(columns, c["stats"]) for c in chunks])

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from psycopg2 import sql
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([^".\s]+))\s*')
 MAX_IDENTIFIER = 63

@@ -5,7 +5,7 @@ is started on first use by whichever process needs it (a file lock keeps that to
 The test suite uses the same code for its throwaway servers. When run as root, the server
 runs as the ``postgres`` OS user, because ``initdb`` refuses root.
 
-    python -m pipeline.localpg start|stop|status|dsn [DATADIR]
+    python -m pipeline.postgres.embedded start|stop|status|dsn [DATADIR]
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import settings
-from .errors import DatabaseError
+from .. import config
+from ..errors import DatabaseError
 
 DATABASE = "pipeline"
 FIRST_PORT = 54329
@@ -56,7 +56,7 @@ def _run(args: list[str], what: str) -> str:
 
 def default_datadir() -> Path:
     """``<state>/postgres``; as root, a folder the postgres user can reach if the state dir is not."""
-    datadir = settings.state_dir() / "postgres"
+    datadir = config.state_dir() / "postgres"
     if os.geteuid() == 0 and not _reachable_by_server_user(datadir.parent):
         digest = hashlib.sha256(str(datadir).encode()).hexdigest()[:10]
         datadir = Path("/var/tmp/parquet-pg-pipeline") / digest / "postgres"

@@ -9,15 +9,15 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
-import tomllib
-
-from . import settings, source
-from .errors import ConfigError
-from .layout import Load
-from .naming import TableName
+from .. import config
+from ..errors import ConfigError
+from ..model.load import Load
+from ..model.naming import TableName
+from .listing import fingerprint, list_files
 
 _KEYS = {"table": str, "source": str, "chunk_rows": int}
 
@@ -29,7 +29,7 @@ class TableSpec(NamedTuple):
 
 
 def load_tables(config_dir: str | None = None) -> list[TableSpec]:
-    folder = Path(config_dir or settings.pipeline().config_dir)
+    folder = Path(config_dir or config.pipeline().config_dir)
     if not folder.is_dir():
         raise ConfigError(f"config folder {str(folder)!r} does not exist")
     specs: list[TableSpec] = []
@@ -48,7 +48,7 @@ def find(table: str) -> TableSpec:
     for spec in load_tables():
         if spec.table == wanted:
             return spec
-    raise ConfigError(f"table {wanted} is not declared in {settings.pipeline().config_dir}/; "
+    raise ConfigError(f"table {wanted} is not declared in {config.pipeline().config_dir}/; "
                       "declare it there or pass --source")
 
 
@@ -74,7 +74,7 @@ def _read(path: Path) -> list[TableSpec]:
         for key in ("table", "source"):
             if key not in entry:
                 raise ConfigError(f"{where}: missing {key!r}")
-        chunk_rows = entry.get("chunk_rows", settings.pipeline().chunk_rows)
+        chunk_rows = entry.get("chunk_rows", config.pipeline().chunk_rows)
         if chunk_rows < 1:
             raise ConfigError(f"{where}: 'chunk_rows' must be positive")
         specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows))
@@ -90,5 +90,5 @@ def current_load(table: str, folder: str = "", chunk_rows: int = 0) -> Load:
         spec = find(table)
         folder, chunk_rows = spec.source, chunk_rows or spec.chunk_rows
     folder = os.path.abspath(folder)
-    files = source.list_files(folder)
-    return Load(table, folder, chunk_rows or settings.pipeline().chunk_rows, source.fingerprint(files))
+    files = list_files(folder)
+    return Load(table, folder, chunk_rows or config.pipeline().chunk_rows, fingerprint(files))

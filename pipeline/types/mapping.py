@@ -35,20 +35,56 @@ INT96 timestamps reach this module as timestamp[us] (see ``source._arrow_schema`
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NamedTuple
 
 import pyarrow as pa
 
+from ..errors import UnsupportedTypeError
+from ..model.naming import MAX_IDENTIFIER
 from . import nested
-from .errors import UnsupportedTypeError
-from .naming import MAX_IDENTIFIER
+
+
+class Kind(StrEnum):
+    """How a column's values are written as CSV (and checked): the PostgreSQL text form they take."""
+
+    PLAIN = "plain"  # booleans and numbers: Arrow's text is PostgreSQL's
+    TEXT = "text"
+    JSON = "json"
+    BYTEA = "bytea"
+    DATE = "date"
+    TIME = "time"
+    TIMESTAMP = "timestamp"
+    TIMESTAMPTZ = "timestamptz"
+
+    @property
+    def dated(self) -> bool:
+        """A date or timestamp: its years may lie outside 1-9999, or outside PostgreSQL's range."""
+        return self in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+    @property
+    def textual(self) -> bool:
+        """Text or jsonb: its values may hold a NUL (``nested`` writes a NUL inside as it is)."""
+        return self in (Kind.TEXT, Kind.JSON)
 
 
 class Column(NamedTuple):
     name: str
-    arrow_type: str
+    arrow_type: str  # as Arrow prints it, for people; nothing parses it
     pg_type: str
-    kind: str  # how the value is written as CSV: plain, text, json, bytea, date, time, timestamp, timestamptz
+    kind: Kind
+    nanoseconds: bool = False  # timestamps or times of nanoseconds, loaded with their microseconds
+
+    @property
+    def is_float(self) -> bool:
+        return self.pg_type in ("real", "double precision")
+
+    @classmethod
+    def from_json(cls, raw: list) -> Column:
+        name, arrow_type, pg_type, kind, *rest = raw
+        # plans written before the field existed (version 2 of the mapping) said it in the type only
+        nanoseconds = rest[0] if rest else arrow_type.startswith(("timestamp[ns", "time64[ns"))
+        return cls(name, arrow_type, pg_type, Kind(kind), nanoseconds)
 
 
 def pg_column(name: str, arrow_type: pa.DataType, truncate_ns: bool = False) -> Column:
@@ -59,48 +95,49 @@ def pg_column(name: str, arrow_type: pa.DataType, truncate_ns: bool = False) -> 
                                    f"(1 to {MAX_IDENTIFIER} bytes, no NUL)")
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     pg_type, kind = _map(t, name, truncate_ns)
-    return Column(name, str(arrow_type), pg_type, kind)
+    nanoseconds = (pa.types.is_time(t) or pa.types.is_timestamp(t)) and t.unit == "ns"
+    return Column(name, str(arrow_type), pg_type, kind, nanoseconds)
 
 
-def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, str]:
+def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, Kind]:
     if pa.types.is_boolean(t):
-        return "boolean", "plain"
+        return "boolean", Kind.PLAIN
     if pa.types.is_integer(t):
         signed = pa.types.is_signed_integer(t)
         width = t.bit_width + (0 if signed else 1)
         for bits, pg_type in ((16, "smallint"), (32, "integer"), (64, "bigint")):
             if width <= bits:
-                return pg_type, "plain"
-        return "numeric(20)", "plain"
+                return pg_type, Kind.PLAIN
+        return "numeric(20)", Kind.PLAIN
     if pa.types.is_float16(t) or pa.types.is_float32(t):  # every half-precision float is exactly a float32
-        return "real", "plain"
+        return "real", Kind.PLAIN
     if pa.types.is_float64(t):
-        return "double precision", "plain"
+        return "double precision", Kind.PLAIN
     if pa.types.is_decimal(t) and t.precision <= 38:
-        return f"numeric({t.precision},{t.scale})", "plain"
+        return f"numeric({t.precision},{t.scale})", Kind.PLAIN
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):  # null: a column of NULLs
-        return "text", "text"
+        return "text", Kind.TEXT
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return "bytea", "bytea"
+        return "bytea", Kind.BYTEA
     if pa.types.is_date(t):
-        return "date", "date"
+        return "date", Kind.DATE
     if (pa.types.is_time(t) or pa.types.is_timestamp(t)) and t.unit == "ns" and not truncate_ns:
         raise UnsupportedTypeError(
             f"column {name!r} holds nanoseconds ({t}); PostgreSQL keeps microseconds, so loading it would drop "
             "digits - set [export] truncate_nanoseconds = true (--export-truncate-nanoseconds true) to load "
             "it with its microseconds")
     if pa.types.is_time(t):
-        return "time", "time"
+        return "time", Kind.TIME
     if pa.types.is_timestamp(t):
-        return ("timestamptz", "timestamptz") if t.tz else ("timestamp", "timestamp")
+        return ("timestamptz", Kind.TIMESTAMPTZ) if t.tz else ("timestamp", Kind.TIMESTAMP)
     if nested.is_nested(t):
         nested.check(name, t, lambda leaf: _map(leaf, name, truncate_ns))
-        return "jsonb", "json"
+        return "jsonb", Kind.JSON
     raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
 
 
 def is_float(column: Column) -> bool:
-    return column.pg_type in ("real", "double precision")
+    return column.is_float
 
 
 def csv_order(columns: list[Column]) -> list[int]:

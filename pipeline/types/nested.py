@@ -17,7 +17,7 @@ an empty one is ``[]`` or ``{}``; a NULL inside is JSON ``null``.
 Refused, naming the column: a string holding NUL (jsonb cannot store ``\\u0000``) and a map
 holding one key twice (jsonb keeps one) - both written with a raw control character no
 valid text holds (NUL as it is, ``DUPLICATE_KEY`` in front), which the export counts and
-refuses naming the column and chunk (``verify.REFUSALS``), with no error inside Spark's
+refuses naming the column and chunk (``verification.stats.Refusal``), with no error inside Spark's
 UDF - and, while planning, a struct with two fields of one name.
 
 The Arrow engine calls ``json_texts`` on each batch; the Spark engine runs the same
@@ -33,8 +33,8 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UnsupportedTypeError
 from . import temporal
-from .errors import UnsupportedTypeError
 
 
 class NestedValueError(ValueError):
@@ -87,7 +87,7 @@ DUPLICATE_KEY = "\x01"  # marks a map holding one key twice; valid text escapes 
 
 def _string(value: str) -> str:
     """A JSON string as jsonb prints it. A NUL stays a NUL: jsonb cannot hold one, and the export
-    refuses a value holding one (``verify.REFUSALS``), naming the column and chunk."""
+    refuses a value holding one (``verification.stats.Refusal``), naming the column and chunk."""
     return '"' + value.translate(_TRANSLATE) + '"'
 
 

@@ -10,7 +10,14 @@ import numpy as np
 import pyarrow as pa
 from helpers import query
 
-from pipeline.pghash import float_hash_sum, float_hashes, hash_extended, hash_sum, int8_hashes, uint32_hashes
+from pipeline.verification.pghash import (
+    float_hash_sum,
+    float_hashes,
+    hash_extended,
+    hash_sum,
+    int8_hashes,
+    uint32_hashes,
+)
 
 
 def awkward_texts() -> list[str]:

@@ -1,0 +1,18 @@
+"""Parquet -> PostgreSQL, exactly once: a Luigi task graph (``luigi --module pipeline IngestAll``).
+
+Importing the package defines the tasks and configures nothing; logging is set up when a task is created
+or ``python -m pipeline`` starts (``logs``).
+"""
+
+from .tasks import (
+    CopyChunkToPostgres,
+    ExportCsvChunks,
+    IngestAll,
+    IngestTable,
+    PublishTable,
+    SparkReadParquet,
+    VerifyRowCount,
+)
+
+__all__ = ["SparkReadParquet", "ExportCsvChunks", "CopyChunkToPostgres", "VerifyRowCount", "PublishTable",
+           "IngestTable", "IngestAll"]

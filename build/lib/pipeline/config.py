@@ -1,0 +1,91 @@
+"""Settings: a few ``luigi.Config`` classes (the sections of ``luigi.cfg``), read here and nowhere else.
+
+Luigi reads them from ``luigi.cfg`` (or ``LUIGI_CONFIG_PATH``) and from the command line
+(``--postgres-dsn``, ``--spark-master`` ...). Two environment variables win over both:
+``PIPELINE_PG_DSN`` (a libpq URI for the target database) and ``PIPELINE_STATE_DIR``.
+None of these values is a task parameter, so none appears in a task id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import luigi
+
+
+class postgres(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
+    dsn = luigi.Parameter(
+        default="",
+        description="libpq URI or key=value string of the target database; PIPELINE_PG_DSN overrides it. "
+        "Empty: use the embedded local Postgres under the state directory.",
+    )
+    state_schema = luigi.Parameter(
+        default="pipeline", description="Schema holding the ledger, the load records and staging tables."
+    )
+    copy_buffer_bytes = luigi.IntParameter(
+        default=4 << 20, description="Read size used to stream a chunk file into COPY."
+    )
+    connect_timeout = luigi.IntParameter(default=10, description="Seconds to wait for a connection.")
+    retries = luigi.IntParameter(
+        default=3, description="Retries of a chunk copy, verification or publish after a transient failure."
+    )
+    retry_delay_s = luigi.FloatParameter(default=2.0, description="First retry delay; doubles on each retry.")
+
+
+class pipeline(luigi.Config):  # noqa: N801
+    state_dir = luigi.Parameter(
+        default=".state",
+        description="Work directory for plans, chunk files and checkpoints; PIPELINE_STATE_DIR overrides it.",
+    )
+    config_dir = luigi.Parameter(default="config", description="Folder of *.toml files declaring the tables.")
+    chunk_rows = luigi.IntParameter(default=1_000_000, description="Default rows per CSV chunk.")
+
+
+class spark(luigi.Config):  # noqa: N801
+    master = luigi.Parameter(default="local[*]", description="Spark master URL.")
+    driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory")
+
+
+class export(luigi.Config):  # noqa: N801
+    engine = luigi.ChoiceParameter(
+        choices=["spark", "arrow"], default="spark",
+        description="Who writes the CSV chunks: spark (the default; local or a cluster) or arrow "
+        "(pyarrow in-process, no JVM: for loads one machine handles).",
+    )
+    parallel_jobs = luigi.IntParameter(default=2, description="Chunks exported at the same time.")
+    truncate_nanoseconds = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Load nanosecond timestamps keeping their microseconds (the digits below a microsecond are "
+        "dropped, as PostgreSQL cannot hold them). Off: such columns are refused.",
+    )
+    verify_page_checksums = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Check the CRC checksum of every page a Parquet file carries one for, and refuse a file "
+        "whose pages do not match it (corrupt data). Files written without page CRCs are read as they are.",
+    )
+    copy_during_export = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="COPY each chunk as soon as it is written, over --workers connections, while the export "
+        "goes on (false: chunks are copied by their CopyChunkToPostgres tasks once all are exported, which "
+        "spreads the copies over every worker sharing a luigid).",
+    )
+
+
+def pg_dsn() -> str:
+    """The configured target DSN, or '' when none is configured (use the embedded Postgres)."""
+    return os.environ.get("PIPELINE_PG_DSN") or postgres().dsn
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("PIPELINE_STATE_DIR") or pipeline().state_dir).resolve()
+
+
+_URI_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide any password in a DSN (URI or key=value form) or in a message quoting one."""
+    return _KV_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***\2", text))

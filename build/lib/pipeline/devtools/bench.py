@@ -1,0 +1,200 @@
+"""``make bench`` / ``python -m pipeline.devtools.bench``: our pipeline against the raw COPY limit and the
+two original solutions, on one PostgreSQL server, in one run.
+
+Methods (each loads the same dataset into an empty table, timed as a whole process):
+
+* ``copy-1`` / ``copy-2``: ``psql \\copy`` of ready CSV files, one file, or two halves at once
+  (the COPY limit; the CSV is made once by ``COPY ... TO`` from a loaded table);
+* ``spark-csv-serial`` (original solution 2): Spark's CSV writer, then one COPY per part file;
+* ``spark-jdbc`` (original solution 1): Spark's JDBC writer with the pgjdbc jar;
+* ``pipeline`` / ``pipeline-arrow``: ``luigi --module pipeline IngestTable`` cold, with a fresh state
+  dir, with the Spark or the Arrow export engine.
+
+Every result is checked against the source by row count and the content statistics of
+``verification`` (a lossy method shows ``exact = no``). Datasets are generated deterministically
+and cached under ``<state_dir>/bench/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from .. import config
+from ..model.naming import TableName
+from ..postgres import client
+from ..source.listing import fingerprint, list_files
+from ..source.planning import make_plan
+from ..verification.postgres import table_stats
+from .bench_data import dataset
+from .bench_methods import SPARK_CSV_SERIAL, SPARK_JDBC, psql_copy, spark_script, timed
+
+PGJDBC = sorted(glob.glob(os.path.expanduser("~/.m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
+                + glob.glob("/usr/share/java/postgresql*.jar"))
+
+
+class Bench:
+    def __init__(self, dsn: str, work: Path):
+        self.dsn, self.work = dsn, work
+
+    def execute(self, statement, params=None):
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def empty_table(self, name: str, columns) -> TableName:
+        table = TableName("bench", name)
+        self.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}; DROP TABLE IF EXISTS {}").format(
+            sql.Identifier(table.schema), table.identifier()))
+        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns)
+        self.execute(sql.SQL("CREATE TABLE {} ({})").format(table.identifier(), cols))
+        return table
+
+    def quoted(self, table: TableName) -> str:
+        """The table's name quoted as SQL, for the tools that take it as text (psql's \\copy, JDBC)."""
+        conn = psycopg2.connect(self.dsn)
+        try:
+            return table.identifier().as_string(conn)
+        finally:
+            conn.close()
+
+    def stats(self, table: TableName, columns):
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with client.transaction(conn, f"measuring {table}") as cur:
+                return table_stats(cur, table.identifier(), columns)
+        finally:
+            conn.close()
+
+    def run(self, method: str, folder: Path, plan, chunk_rows: int) -> tuple[float, int, TableName]:
+        """Load ``folder`` with ``method``; returns (seconds, peak MiB, loaded table)."""
+        table = self.empty_table(method.replace("-", "_"), plan.columns)
+        scratch = self.work / method
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        if method in ("copy-1", "copy-2"):
+            names = ["all.csv"] if method == "copy-1" else ["half-1.csv", "half-2.csv"]
+            return (*timed([psql_copy(self.dsn, self.quoted(table), self.work / "csv" / n) for n in names]), table)
+        if method == "spark-csv-serial":
+            return (*timed([spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), self.dsn, *table]]),
+                    table)
+        if method == "spark-jdbc":
+            p = psycopg2.extensions.parse_dsn(self.dsn)
+            url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
+            return (*timed([spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
+                                                          self.quoted(table)]]), table)
+        if method in ("pipeline", "pipeline-arrow"):
+            self.execute(sql.SQL("DROP TABLE {}").format(table.identifier()))
+            env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(scratch / "state")}
+            luigi = str(Path(sys.executable).with_name("luigi"))
+            cmd = [luigi, "--module", "pipeline", "IngestTable", "--table", str(table), "--source", str(folder),
+                   "--chunk-rows", str(chunk_rows), "--workers", "2", "--local-scheduler",
+                   "--export-engine", "arrow" if method == "pipeline-arrow" else "spark"]
+            return (*timed([cmd], env=env), table)
+        raise ValueError(method)
+
+    def scan_seconds(self, method: str) -> float | None:
+        """How long the last ``method`` run's verification scan took (``VerifyRowCount``), if it has one."""
+        found = list((self.work / method / "state").glob("**/verified.json"))
+        return json.loads(found[0].read_text()).get("scan_seconds") if len(found) == 1 else None
+
+    def make_csv(self, table: TableName) -> None:
+        """The COPY limit's input: the loaded rows as one CSV file and as two halves."""
+        folder = self.work / "csv"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.chmod(folder, 0o777)
+        conn = psycopg2.connect(self.dsn)
+        with conn.cursor() as cur, open(folder / "all.csv", "w") as f:
+            cur.copy_expert(sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv)").format(table.identifier()), f)
+        conn.close()
+        with open(folder / "all.csv", "rb") as src, open(folder / "half-1.csv", "wb") as a, \
+                open(folder / "half-2.csv", "wb") as b:
+            size = os.fstat(src.fileno()).st_size
+            a.write(src.read(size // 2) + src.readline())
+            shutil.copyfileobj(src, b, 4 << 20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000],
+                        help="sizes of the wide typed dataset")
+    parser.add_argument("--minutes", type=int, nargs="*", default=[1440],
+                        help="minute-file datasets of the original shape (number of files)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
+    parser.add_argument("--methods", nargs="+",
+                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline", "pipeline-arrow"])
+    parser.add_argument("--out", type=Path, default=Path("test-artifacts/bench.md"))
+    args = parser.parse_args(argv)
+    dsn = client.target_dsn()
+    bench = Bench(dsn, config.state_dir() / "bench" / "work")
+    if "spark-jdbc" in args.methods and not PGJDBC:
+        print("spark-jdbc skipped: no pgjdbc jar in ~/.m2 or /usr/share/java")
+        args.methods.remove("spark-jdbc")
+    lines = [f"machine: {os.cpu_count()} cores, {_mem_gib()} GiB; PostgreSQL at {client.describe(dsn)}; "
+             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; repeat {args.repeat} (median)", "",
+             "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | verify scan s (share) "
+             "| peak MiB (process tree) | exact |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    print("\n".join(lines), flush=True)
+    datasets = [("wide", n) for n in args.rows] + [("minutes", n) for n in args.minutes]
+    for kind, size in datasets:
+        folder = dataset(kind, size)
+        plan = make_plan("bench", "bench.x", str(folder), fingerprint(list_files(folder)), 1)
+        rows = plan.total_rows
+        chunk_rows = 500_000 if kind == "wide" else 1_000_000
+        reference = None
+        results = {}
+        # The pipeline runs first: its verified load is the reference and the COPY limit's CSV.
+        for method in ["pipeline"] + [m for m in args.methods if m != "pipeline"]:
+            runs = []
+            for _ in range(args.repeat):
+                seconds, peak, table = bench.run(method, folder, plan, chunk_rows)
+                runs.append((seconds, peak, bench.scan_seconds(method)))
+            seconds = statistics.median(r[0] for r in runs)
+            peak = max(r[1] for r in runs)
+            scans = [r[2] for r in runs if r[2] is not None]
+            scan = f"{statistics.median(scans):.1f} ({statistics.median(scans) / seconds:.0%})" if scans else "-"
+            stats = bench.stats(table, plan.columns)
+            if method == "pipeline":
+                reference = stats
+                bench.make_csv(table)
+            exact = "yes" if stats == reference else ("rows only" if stats.rows == rows else "NO")
+            results[method] = (seconds, peak, exact, scan)
+        limit = results.get("copy-2", (None,))[0]
+        for method in args.methods:
+            if method not in results:
+                continue
+            seconds, peak, exact, scan = results[method]
+            ratio = f"{seconds / limit:.2f}" if limit else "-"
+            line = (f"| {kind} {rows:,} | {method} | {seconds:.1f} | {rows / seconds:,.0f} | {ratio} | {scan} | "
+                    f"{peak or '-'} | {exact} |")
+            lines.append(line)
+            print(line, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _mem_gib() -> int:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The CSV chunk export: ``[export] engine`` picks who writes the chunks, Spark or pyarrow.
+
+Both engines write the same files (one CSV line per row, PostgreSQL's text forms) and
+observe the same source statistics, so a load verifies the same way whichever wrote it.
+Chunks are exported ``[export] parallel_jobs`` at a time; each is announced as soon as
+it is complete, so its COPY can start while later chunks are still being written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from .. import config, faults
+from ..model.chunk import Chunk
+from ..model.plan import Plan
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats
+
+
+class Engine(Protocol):
+    """What an engine module offers: the row hash its statistics use, and the export of one chunk."""
+
+    CHECKSUM: Checksum
+
+    def export_chunk(self, plan: Plan, index: int, folder: Path) -> Stats:
+        """Write chunk ``index`` of ``plan`` as CSV part files in ``folder`` (which must not exist); return
+        the chunk's source statistics."""
+
+
+def engine() -> Engine:
+    """The configured engine."""
+    if config.export().engine == "arrow":
+        from . import arrow
+
+        return arrow
+    from . import spark
+
+    return spark
+
+
+def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, Stats], None]) -> list[Stats]:
+    """Write every chunk of ``plan`` into ``out/chunk-NNNNN/``, calling ``on_chunk(index, stats)``
+    (one call at a time) as each is complete; return every chunk's source statistics."""
+    export_chunk = engine().export_chunk
+    stats: list[Stats | None] = [None for _ in plan.chunks]
+    lock = threading.Lock()
+
+    def write(index: int) -> None:
+        stats[index] = export_chunk(plan, index, out / Chunk(plan.load_id, index).dirname)
+        with lock:
+            on_chunk(index, stats[index])
+        faults.point("export.chunk")
+
+    with ThreadPoolExecutor(max_workers=max(1, config.export().parallel_jobs)) as pool:
+        futures = [pool.submit(write, i) for i in range(len(plan.chunks))]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()  # a failed load stops at once rather than exporting the rest
+            raise
+    return stats

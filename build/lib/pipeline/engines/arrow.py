@@ -1,0 +1,156 @@
+"""The Arrow engine: the CSV chunk export done in-process with pyarrow, no JVM.
+
+It writes the same chunk files as the Spark engine - one CSV line per row, every non-float
+value in PostgreSQL's own text form (``types.text``) - and computes the same source
+statistics (``verification.batch``), except for its row hash: the "typed" one, PostgreSQL's own
+hashes of the values' binary forms, cheaper for the server to recompute. Rows stream through
+in record batches: memory stays flat however large a chunk or file is.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from .. import config
+from ..errors import ExportError
+from ..model.chunk import Chunk
+from ..model.plan import Plan
+from ..types import nested
+from ..types.mapping import Column, csv_order
+from ..types.text import csv_field
+from ..verification.batch import batch_stats
+from ..verification.pghash import hash_sum
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats, combine
+
+CHECKSUM = Checksum.TYPED
+BATCH_ROWS = 131_072
+
+
+def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, list[pa.Array]]:
+    """(every row's CSV line with its newline, each column's CSV fields)."""
+    fields = [csv_field(c, batch.column(i)) for i, c in enumerate(columns)]
+    line = pc.binary_join_element_wise(*[fields[i] for i in csv_order(columns)], ",")
+    return pc.binary_join_element_wise(line, "\n", ""), fields
+
+
+def _write(out, lines: pa.Array) -> None:
+    """Write a string array's values back to back: its data buffer, between the first and last offsets."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+
+
+def _parquet_format() -> ds.ParquetFileFormat:
+    """INT96 timestamps as microseconds, as planned (see ``source._arrow_schema``); page CRCs checked where a
+    file carries them (``[export] verify_page_checksums``)."""
+    return ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"),
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            page_checksum_verification=config.export().verify_page_checksums))
+
+
+def read_failure(path: str, exc: Exception) -> str:
+    """One sentence on why a reader failed on a file, naming it."""
+    reason = str(exc).strip().split("\n", 1)[0][:300] or type(exc).__name__
+    if "CRC checksum verification failed" in reason:
+        return f"file {path!r} is corrupt: a page does not match the CRC checksum the file stores for it ({reason})"
+    if "Nested data conversions not implemented for chunked array outputs" in reason:  # apache/arrow#32723
+        return (f"file {path!r} holds more than 2 GiB of strings or bytes of one list, struct or map column in one "
+                "row group, which pyarrow cannot read as one piece (and a jsonb value holds at most 255 MB); "
+                "write it with smaller row groups or smaller values")
+    return f"file {path!r} cannot be read ({reason})"
+
+
+@contextmanager
+def _reading(plan: Plan, index: int, path: str):
+    """Turn pyarrow's failure to read ``path`` into an ``ExportError`` naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno:  # the machine's failure (a permission, say), not the file's
+            raise
+        raise ExportError(f"{read_failure(path, exc)}; {Chunk(plan.load_id, index)} of {plan.table} was not "
+                          "exported and nothing was published") from exc
+
+
+def _file_batches(plan: Plan, index: int, schema: pa.Schema):
+    """The batches of the chunk's files in order, read as ``schema``; each file's rows checked against its
+    footer's count, and a failure naming the file."""
+    names = plan.column_names
+    parquet = _parquet_format()
+    for path, expected in zip(plan.chunk_paths(index), plan.chunk_file_rows(index), strict=True):
+        rows = 0
+        with _reading(plan, index, path):
+            for batch in ds.dataset(path, format=parquet, schema=schema).to_batches(
+                    columns=names, batch_size=BATCH_ROWS, use_threads=True):
+                rows += batch.num_rows
+                yield batch
+        if rows != expected:
+            raise ExportError(f"file {path!r} holds {rows:,} rows but its footer says {expected:,}: the file is "
+                              f"inconsistent, so {plan.table} cannot be verified; nothing was published")
+
+
+def _loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Half-precision floats widened to float32 (exactly), as the real column holds them."""
+    columns = [c.cast(pa.float32()) if pa.types.is_float16(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _batches(plan: Plan, index: int):
+    """The chunk's rows in batches of about BATCH_ROWS, whatever the files' sizes (at least one batch)."""
+    first = plan.chunk_paths(index)[0]
+    with _reading(plan, index, first):  # the chunk's files are read as its first file is (dictionary or not)
+        schema = ds.dataset(first, format=_parquet_format()).schema
+    pending: list[pa.RecordBatch] = []
+    rows, sent = 0, False
+    for batch in _file_batches(plan, index, schema):
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= BATCH_ROWS:
+            yield _loadable(pa.Table.from_batches(pending).combine_chunks().to_batches()[0])
+            pending, rows, sent = [], 0, True
+    if pending or not sent:
+        table = pa.Table.from_batches(pending, schema=schema.empty_table().select(plan.column_names).schema)
+        yield _loadable(pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns],
+                                                   names=plan.column_names))
+
+
+def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHECKSUM) -> Stats:
+    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics, with the
+    row hash ``checksum`` names (the Spark engine's "md5" for a chunk it hands over)."""
+    parts: list[Stats] = []
+    path = folder / "part-00000.csv"
+    try:
+        folder.mkdir()
+        with open(path, "wb", buffering=4 << 20) as out:
+            for batch in _batches(plan, index):
+                lines, fields = _lines(plan.columns, batch)
+                _write(out, lines)
+                parts.append(batch_stats(plan.columns, batch, fields, checksum))
+    except (pa.ArrowException, nested.NestedValueError) as exc:
+        reason = str(exc).strip().split("\n", 1)[0][:500]
+        raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
+                          f"(source {plan.describe_chunk(index)}): {reason}") from exc
+    except OSError as exc:  # a full disk, say: name the file
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    return combine(parts, plan.columns)
+
+
+def column_checksums(plan: Plan) -> dict[int, int]:
+    """Per non-float column i: the sum of ``hashtextextended`` of its CSV field over every source row
+    (``verification.postgres.column_checksums`` on the loaded side). Reads the whole source: used only to name
+    the columns after a row checksum failed, whichever engine exported the load."""
+    sums = {i: 0 for i, c in enumerate(plan.columns) if not c.is_float}
+    for index in range(len(plan.chunks)):
+        for batch in _batches(plan, index):
+            for i in sums:
+                sums[i] += hash_sum(csv_field(plan.columns[i], batch.column(i)))
+    return sums

@@ -1,0 +1,68 @@
+"""What one load will do: the source files, their rows, the columns and the chunks (``plan.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from ..types.mapping import Column
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one load will do: the source files, their rows, the columns and the chunks."""
+
+    load_id: str
+    table: str
+    source: str
+    files: list[SourceFile]
+    file_rows: list[int]
+    columns: list[Column]
+    chunks: list[list[int]]  # per chunk: indices into ``files``
+    # The leaves (Parquet's leaf columns, numbered depth first) inside a list or map, and per file the level
+    # entries its footer counts for each: a reader that misreads repetition levels reads other counts.
+    repeated_leaves: list[int] = field(default_factory=list)
+    file_leaf_entries: list[list[int]] = field(default_factory=list)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.file_rows)
+
+    def chunk_rows(self, index: int) -> int:
+        return sum(self.file_rows[i] for i in self.chunks[index])
+
+    def describe_chunk(self, index: int) -> str:
+        names = [self.files[i].name for i in self.chunks[index]]
+        return repr(names[0]) if len(names) == 1 else f"{names[0]!r} .. {names[-1]!r} ({len(names)} files)"
+
+    def chunk_leaf_entries(self, index: int) -> list[int]:
+        """Per repeated leaf: the level entries the footers of the chunk's files count."""
+        return [sum(self.file_leaf_entries[i][k] for i in self.chunks[index]) for k in range(len(self.repeated_leaves))]
+
+    def chunk_file_rows(self, index: int) -> list[int]:
+        return [self.file_rows[i] for i in self.chunks[index]]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def chunk_paths(self, index: int) -> list[str]:
+        return [os.path.join(self.source, self.files[i].name) for i in self.chunks[index]]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        raw["files"] = [SourceFile(**f) for f in raw["files"]]
+        raw["columns"] = [Column.from_json(c) for c in raw["columns"]]
+        return cls(**raw)

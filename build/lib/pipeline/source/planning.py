@@ -1,0 +1,70 @@
+"""Planning a load: read every footer, check the schemas agree and map them, pack files into chunks."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from .. import config
+from ..errors import SourceError
+from ..model.plan import Plan
+from ..types.mapping import pg_column
+from .footers import read_footer
+from .listing import fingerprint, list_files
+
+
+def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
+    return [(f.name, str(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)) for f in schema]
+
+
+def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int) -> Plan:
+    """Read every footer, check the schemas agree and map them, and pack files into chunks."""
+    files = list_files(source)
+    if fingerprint(files) != expected_fingerprint:
+        raise SourceError(f"source folder {source!r} changed after this load was scheduled; run it again")
+    root = Path(source)
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        footers = list(pool.map(read_footer, [root / f.name for f in files]))
+    first_schema = _describe(footers[0].schema)
+    for f, footer in zip(files, footers, strict=True):
+        described = _describe(footer.schema)
+        if described != first_schema:
+            raise SourceError(_schema_difference(files[0].name, first_schema, f.name, described, source))
+    truncate_ns = config.export().truncate_nanoseconds
+    try:
+        columns = [pg_column(arrow_field.name, arrow_field.type, truncate_ns) for arrow_field in footers[0].schema]
+    except SourceError as exc:  # the schemas agree: the first file stands for them all
+        raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
+    if not columns:
+        raise SourceError(f"Parquet files in {source!r} have no columns")
+    file_rows = [footer.rows for footer in footers]
+    return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers])
+
+
+def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:
+    """Group consecutive files into chunks of at most ``chunk_rows`` rows; a file larger than that
+    is a chunk of its own."""
+    chunks: list[list[int]] = [[]]
+    rows = 0
+    for i, n in enumerate(file_rows):
+        if chunks[-1] and rows + n > chunk_rows:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(i)
+        rows += n
+    return chunks
+
+
+def _schema_difference(a: str, sa: list, b: str, sb: list, source: str) -> str:
+    def show(cols: list) -> str:
+        return ", ".join(f"{n} {t}" for n, t in cols) or "no columns"
+
+    for ca, cb in zip(sa, sb, strict=False):
+        if ca != cb:
+            return (f"Parquet files in {source!r} have different schemas: {b!r} has column "
+                    f"{cb[0]!r} {cb[1]} where {a!r} has {ca[0]!r} {ca[1]}")
+    return (f"Parquet files in {source!r} have different schemas: {a!r} has ({show(sa)}) "
+            f"but {b!r} has ({show(sb)})")

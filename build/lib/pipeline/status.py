@@ -1,0 +1,80 @@
+"""``python -m pipeline status``: where every configured table's load stands.
+
+Reads only the state directory and the ledger, so it works after a crash, before a
+rerun, and while a load runs in another process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import NamedTuple
+
+from .errors import PipelineError
+from .model.plan import Plan
+from .postgres import client, state
+from .source import catalog
+
+
+class TableStatus(NamedTuple):
+    table: str
+    load_id: str
+    state: str
+    chunks_done: int
+    chunks_total: int | None
+    rows_loaded: int
+    rows_expected: int | None
+    elapsed_s: float | None
+    eta_s: float | None
+
+
+def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
+    try:
+        load = catalog.current_load(spec.table, spec.source, spec.chunk_rows)
+    except PipelineError as exc:
+        return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
+    published = state.published_info(conn, load.target)
+    chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
+    if published and published[0] == load.load_id:
+        return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
+                           published[1], published[1], None, None)
+    if not load.plan_file.exists():
+        where = "source changed, not started" if published else "not started"
+        return TableStatus(spec.table, load.load_id, where, 0, None, 0, None, None, None)
+    plan = Plan.from_json(load.plan_file.read_text())
+    elapsed = time.time() - load.plan_file.stat().st_mtime
+    if load.verified_file.exists():
+        where = "verified, publishing"
+    elif load.manifest_file.exists():
+        where = "copying chunks"
+    elif load.export_folders():
+        where = "exporting and copying chunks" if chunks_done else "exporting CSV chunks"
+    else:
+        where = "planned"
+    eta = None
+    if 0 < rows_loaded < plan.total_rows:
+        eta = elapsed * (plan.total_rows - rows_loaded) / rows_loaded
+    return TableStatus(spec.table, load.load_id, where, chunks_done, len(plan.chunks), rows_loaded,
+                       plan.total_rows, elapsed, eta)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else str(dt.timedelta(seconds=round(value)))
+
+
+def _of(done: int, total: int | None) -> str:
+    return f"{done:,}" if total is None else f"{done:,}/{total:,}"
+
+
+def render(rows: list[TableStatus]) -> str:
+    header = ("table", "load", "state", "chunks", "rows", "elapsed", "eta")
+    lines = [(s.table, s.load_id, s.state, _of(s.chunks_done, s.chunks_total), _of(s.rows_loaded, s.rows_expected),
+              _seconds(s.elapsed_s), _seconds(s.eta_s)) for s in rows]
+    widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                     for r in [header, *lines])
+
+
+def status() -> list[TableStatus]:
+    with client.connection() as conn:
+        return [table_status(conn, spec) for spec in catalog.load_tables()]

@@ -1,0 +1,223 @@
+"""The Luigi task graph.
+
+    IngestAll -> IngestTable -> PublishTable -> VerifyRowCount -> CopyChunkToPostgres x N
+                                                              \\-> ExportCsvChunks -> SparkReadParquet
+
+Every task of a load carries the same four parameters (table, source, chunk_rows and the
+source's fingerprint), so its id names *what* is loaded; where the state lives and how
+many workers run are settings, not parameters. Changing a source file changes the
+fingerprint, hence every task id, hence makes a new load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from functools import cached_property
+from pathlib import Path
+
+import luigi
+
+from . import faults, logs, steps
+from .errors import explain
+from .model.chunk import Chunk, Manifest
+from .model.load import Load
+from .model.plan import Plan
+from .postgres import client, publish, state
+from .source import catalog
+from .source.planning import make_plan
+
+log = logging.getLogger(__name__)
+
+# Parameter order is creation order; it is the order a task shows its parameters in logs and the visualiser.
+_TABLE = luigi.Parameter(description="Target table, schema.table")
+_CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk set")
+_SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
+_CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
+_FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+class _SetsUpLogging:
+    """Creating a task of the pipeline sets up the run's logging (``logs``); importing it does not."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        logs.setup()
+
+
+class LoadTask(_SetsUpLogging, luigi.Task):
+    """Shared by every task of one load."""
+
+    table = _TABLE
+    source = _SOURCE
+    chunk_rows = _CHUNK_ROWS
+    fingerprint = _FINGERPRINT
+
+    @property
+    def load_params(self) -> dict:
+        return self.load._asdict()
+
+    @cached_property
+    def load(self) -> Load:
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint)
+
+    @property
+    def load_id(self) -> str:
+        return self.load.load_id
+
+    def plan(self) -> Plan:
+        return Plan.from_json(self.load.plan_file.read_text())
+
+    def report(self, message: str, percent: float | None = None) -> None:
+        """Progress for the visualiser (only inside a worker) and the log."""
+        log.info("%s: %s", self.table, message)
+        if self.set_status_message:
+            self.set_status_message(message)
+        if percent is not None and self.set_progress_percentage:
+            self.set_progress_percentage(round(percent))
+
+    def on_failure(self, exception: BaseException) -> str:
+        """What the visualiser shows: the sentence for an expected failure, the traceback for a bug."""
+        return explain(exception) or super().on_failure(exception)
+
+
+class SparkReadParquet(LoadTask):
+    """Plan the load: files, row counts and schema from the Parquet footers; the chunks."""
+
+    def output(self):
+        return luigi.LocalTarget(self.load.plan_file)
+
+    def run(self):
+        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows)
+
+        def check(conn) -> None:
+            state.ensure_schema(conn)
+            publish.check_can_publish(conn, self.load.target)
+
+        client.with_retries(check, f"checking rights on {self.table}")
+        self.load.folder.mkdir(parents=True, exist_ok=True)
+        with self.output().open("w") as f:
+            f.write(plan.to_json())
+        self.report(f"{_fmt(len(plan.files))} files · {_fmt(plan.total_rows)} rows · "
+                    f"{len(plan.columns)} columns · {len(plan.chunks)} chunks", 100)
+
+
+class ExportCsvChunks(LoadTask):
+    """Export every chunk as CSV; the chunk set and its manifest appear at once.
+
+    With ``[export] copy_during_export`` (the default) a chunk is copied into PostgreSQL as soon
+    as it is written, up to ``--workers`` at a time, while later chunks are still being exported;
+    a chunk not copied here (a copy failed, the process died) is left to its ``CopyChunkToPostgres``."""
+
+    def requires(self):
+        return SparkReadParquet(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.load.manifest_file)
+
+    def run(self):
+        plan = Plan.from_json(Path(self.input().path).read_text())
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id),
+                               f"checking load {self.load_id}"):
+            log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
+            self.load.forget_progress()
+        steps.export(self.load, plan, self.report, copiers=luigi.interface.core().workers)
+
+
+class CopyChunkToPostgres(LoadTask):
+    """COPY one chunk into the load's staging table, recording it in the ledger in the same transaction."""
+
+    chunk = _CHUNK
+
+    def requires(self):
+        return ExportCsvChunks(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.load.copied_file(Chunk(self.load_id, self.chunk).dirname))
+
+    def run(self):
+        steps.copy_chunk(self.load, self.plan(), self.chunk, Path(self.input().path).parent, self.report)
+
+
+class VerifyRowCount(LoadTask):
+    """Load every chunk, then prove source rows = manifest rows = rows in PostgreSQL, and that every
+    column's content statistics match those observed in the source (see ``verification``)."""
+
+    def requires(self):
+        return ExportCsvChunks(**self.load_params)
+
+    def output(self):
+        return luigi.LocalTarget(self.load.verified_file)
+
+    def complete(self):
+        """Verified, and its chunk set still there: publishing removes it, so a load whose table was dropped
+        after it was published is exported, copied and verified again (``ExportCsvChunks.run``)."""
+        return self.output().exists() and self.load.manifest_file.exists()
+
+    def run(self):
+        plan = self.plan()
+        manifest = Manifest.read(Path(self.input().path), plan.columns)
+        chunks = [CopyChunkToPostgres(chunk=i, **self.load_params) for i in range(len(manifest.chunk_rows))]
+        done = sum(task.complete() for task in chunks)
+        self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
+        yield chunks
+        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {_fmt(plan.total_rows)} rows", 0)
+        record = steps.verify(self.load, plan, manifest, self.report)
+        with self.output().open("w") as f:
+            json.dump(record or {"published_by_another_process": True}, f, indent=1)
+        if record is None:
+            self.report("the load was already verified and published by another process", 100)
+            return
+        self.report(f"verified {_fmt(plan.total_rows)} rows in {len(chunks)} chunks: counts and checksums match", 100)
+        faults.point("verify.done")
+
+
+class PublishTable(LoadTask):
+    """Swap the verified staging table in as the target table, atomically."""
+
+    def requires(self):
+        return VerifyRowCount(**self.load_params)
+
+    def complete(self):
+        with client.connection() as conn:
+            published = state.published_info(conn, self.load.target)
+        return published is not None and published[0] == self.load_id
+
+    def run(self):
+        plan = self.plan()
+        client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
+        self.report(f"published {_fmt(plan.total_rows)} rows", 100)
+        for other in self.load.table_dir.iterdir():
+            if other != self.load.folder:
+                shutil.rmtree(other, ignore_errors=True)
+        shutil.rmtree(self.load.chunk_set, ignore_errors=True)
+
+
+class IngestTable(_SetsUpLogging, luigi.WrapperTask):
+    """Load one folder of Parquet files into one table (replace semantics)."""
+
+    table = luigi.Parameter(description="Target table, schema.table")
+    source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "
+                             "entry in config/")
+    chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
+                                    "[pipeline] chunk_rows")
+
+    @cached_property
+    def _publish(self) -> PublishTable:
+        return PublishTable(**catalog.current_load(self.table, self.source, self.chunk_rows)._asdict())
+
+    def requires(self):
+        return self._publish
+
+
+class IngestAll(_SetsUpLogging, luigi.WrapperTask):
+    """Load every table declared in config/."""
+
+    def requires(self):
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows)
+                for s in catalog.load_tables()]

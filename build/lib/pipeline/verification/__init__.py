@@ -1,0 +1,2 @@
+"""Proving a load: typed statistics and their algebra (``stats``), the row hashes (``rowhash``, ``pghash``),
+their source side over Arrow batches (``batch``) and their PostgreSQL side (``postgres``)."""

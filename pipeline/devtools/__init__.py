@@ -1,0 +1,1 @@
+"""Tools for developing the pipeline, not used by a load: the benchmark and the sample generator."""

@@ -1,0 +1,89 @@
+"""The methods the benchmark times as whole processes, beside the pipeline: the COPY limit (``psql \\copy``)
+and the two original solutions (Spark's CSV writer then COPY, Spark's JDBC writer)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def tree_rss_mib(root: int) -> int:
+    """Resident memory of a process and all its descendants, MiB (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            pid = int(stat.split("/")[2])
+            children.setdefault(int(fields[1]), []).append(pid)
+            rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total >> 20
+
+
+def timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int]:
+    """(seconds, peak resident memory of the whole process tree in MiB) of commands run at once."""
+    logs = [tempfile.TemporaryFile("w+") for _ in cmds]
+    started = time.monotonic()
+    procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+             for cmd, log in zip(cmds, logs, strict=True)]
+    peak = 0
+    while any(p.poll() is None for p in procs):
+        peak = max(peak, sum(tree_rss_mib(p.pid) for p in procs))
+        time.sleep(0.2)
+    seconds = time.monotonic() - started
+    for proc, cmd, log in zip(procs, cmds, logs, strict=True):
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(cmd[:6])} failed:\n{log.read()[-3000:]}")
+        log.close()
+    return seconds, peak
+
+
+def psql_copy(dsn: str, table: str, path: Path) -> list[str]:
+    """psql's \\copy of ``path`` into ``table`` (quoted already); the path as a quoted literal."""
+    literal = "'" + str(path).replace("'", "''") + "'"
+    return ["psql", dsn, "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy {table} FROM {literal} WITH (FORMAT csv)"]
+
+
+def spark_script(body: str) -> list[str]:
+    return [sys.executable, "-c", "import sys, os\n" + body]
+
+
+SPARK_CSV_SERIAL = """
+from pyspark.sql import SparkSession
+import glob, psycopg2
+from psycopg2 import sql
+src, out, dsn, schema, name = sys.argv[1:6]
+spark = SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false").getOrCreate()
+spark.read.parquet(src).write.mode("overwrite").csv(out)
+spark.stop()
+conn = psycopg2.connect(dsn)
+with conn.cursor() as cur:
+    for part in sorted(glob.glob(out + "/part-*.csv")):
+        with open(part) as f:
+            cur.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(schema, name)), f)
+conn.commit()
+"""
+
+SPARK_JDBC = """
+from pyspark.sql import SparkSession
+src, jar, url, user, table = sys.argv[1:6]
+spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
+         .config("spark.jars", jar).config("spark.sql.session.timeZone", "UTC").getOrCreate())
+(spark.read.parquet(src).write.mode("append")
+ .jdbc(url, table, properties={"user": user, "driver": "org.postgresql.Driver", "batchsize": "10000"}))
+spark.stop()
+"""

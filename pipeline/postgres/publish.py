@@ -1,0 +1,72 @@
+"""Publishing: whether the connecting role may replace the target, and the atomic swap of the verified
+staging table into place."""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg2 import sql
+
+from .. import faults
+from ..errors import DatabaseError
+from ..model.load import staging_name
+from ..model.naming import TableName
+from ..model.plan import Plan
+from .client import transaction
+from .state import published_row, staging_table, state
+
+log = logging.getLogger(__name__)
+
+
+def check_can_publish(conn, table: TableName) -> None:
+    """Fail early, before any export, when the connecting role could not publish the table."""
+    with transaction(conn, f"checking rights on {table}") as cur:
+        cur.execute("""
+            SELECT current_user, has_database_privilege(current_database(), 'CREATE'),
+                   (SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = %s),
+                   (SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s))""",
+                    (table.schema, table.identifier().as_string(conn)))
+        user, can_create_schema, can_create_table, owns_table = cur.fetchone()
+    if can_create_table is None and not can_create_schema:
+        raise DatabaseError(f"role {user} may not create schema {table.schema!r} for {table}")
+    if can_create_table is False:
+        raise DatabaseError(f"role {user} may not create tables in schema {table.schema!r}, so it cannot publish "
+                            f"{table}; grant CREATE on that schema or load into another one")
+    if owns_table is False:
+        raise DatabaseError(f"role {user} does not own {table}, so it cannot replace it")
+
+
+def publish(conn, plan: Plan) -> None:
+    """Swap the verified staging table in as the target, atomically, and drop stale loads."""
+    target = TableName.parse(plan.table)
+    with transaction(conn, f"publishing {plan.table}") as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
+        published = published_row(cur, target)
+        if published and published[0] == plan.load_id:
+            log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
+            return
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
+        cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+            staging_table(plan.load_id), sql.Identifier(target.schema)))
+        cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(target.schema, staging_name(plan.load_id)), sql.Identifier(target.name)))
+        cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
+        cur.execute(sql.SQL("""
+            INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (target_schema, target_table)
+            DO UPDATE SET load_id = excluded.load_id, rows = excluded.rows, published_at = now()
+            """).format(state("published")), (target.schema, target.name, plan.load_id, plan.total_rows))
+        cur.execute(sql.SQL("UPDATE {} SET published_at = now() WHERE load_id = %s").format(state("loads")),
+                    (plan.load_id,))
+        cur.execute(sql.SQL("""SELECT load_id FROM {} WHERE target_schema = %s AND target_table = %s
+                               AND load_id <> %s""").format(state("loads")),
+                    (target.schema, target.name, plan.load_id))
+        stale = [row[0] for row in cur.fetchall()]
+        for load_id in stale:
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_table(load_id)))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("loads")), (stale,))
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("chunk_ledger")), (stale,))
+    faults.point("publish.after_commit")
+    with transaction(conn, f"analyzing {plan.table}") as cur:
+        cur.execute(sql.SQL("ANALYZE {}").format(target.identifier()))

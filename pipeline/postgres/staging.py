@@ -1,0 +1,115 @@
+"""A load's staging table: created once, filled chunk by chunk with COPY (each chunk with its ledger row,
+in one transaction), and measured for verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg2.errors
+from psycopg2 import sql
+
+from .. import config, faults
+from ..errors import ChunkAlreadyLoaded, VerificationError
+from ..model.chunk import Chunk
+from ..model.naming import TableName
+from ..model.plan import Plan
+from ..types.mapping import Column, csv_order
+from ..verification import postgres as pg_verify
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats
+from .client import transaction, with_retries
+from .state import chunk_in_ledger, ensure_schema, staging_table, state
+
+
+def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
+    """Create the load's staging table and its ``loads`` row, once, whoever comes first.
+
+    Returns False, creating nothing, when another process has already published this load."""
+    ensure_schema(conn)
+    target = TableName.parse(plan.table)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in plan.columns
+    )
+    with transaction(conn, f"creating the staging table of {plan.table}") as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan.load_id,))
+        cur.execute(sql.SQL("SELECT published_at IS NOT NULL FROM {} WHERE load_id = %s").format(state("loads")),
+                    (plan.load_id,))
+        row = cur.fetchone()
+        if row and row[0]:
+            return False
+        # No autovacuum while loading: it would scan the growing table beside the COPYs and the verification.
+        cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) WITH (autovacuum_enabled = false)").format(
+            staging_table(plan.load_id), columns))
+        cur.execute(
+            sql.SQL("""INSERT INTO {} (load_id, target_schema, target_table, source, expected_rows, chunks)
+                       VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (load_id) DO NOTHING""").format(state("loads")),
+            (plan.load_id, target.schema, target.name, plan.source, plan.total_rows, chunks),
+        )
+    return True
+
+
+def copy_statement(table: sql.Composable, columns: list[Column]) -> sql.Composed:
+    """The one COPY statement: CSV from the client, columns named in the export's ``csv_order``."""
+    names = sql.SQL(", ").join(sql.Identifier(columns[i].name) for i in csv_order(columns))
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, names)
+
+
+def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int) -> None:
+    """COPY the chunk's files into staging and record it in the ledger, in one transaction.
+
+    The ledger row goes in first: a concurrent copier of the same chunk then waits on the
+    primary key and fails with ``ChunkAlreadyLoaded`` as soon as this one commits.
+    """
+    statement = copy_statement(staging_table(plan.load_id), plan.columns)
+    buffer = config.postgres().copy_buffer_bytes
+    with transaction(conn, f"loading {chunk} of {plan.table} (source {plan.describe_chunk(chunk.index)})") as cur:
+        try:
+            cur.execute(sql.SQL("INSERT INTO {} (load_id, chunk, rows) VALUES (%s, %s, %s)").format(
+                state("chunk_ledger")), (chunk.load_id, chunk.index, expected_rows))
+        except psycopg2.errors.UniqueViolation as exc:
+            raise ChunkAlreadyLoaded(f"{chunk} was already loaded by another process") from exc
+        copied = 0
+        for path in files:
+            with open(path, "rb") as f:
+                cur.copy_expert(statement, f, size=buffer)
+            copied += cur.rowcount
+        if copied != expected_rows:
+            raise VerificationError(
+                f"{chunk} of {plan.table}: its CSV files hold {copied} rows but its source files "
+                f"{expected_rows}; the chunk was not loaded")
+        faults.point("copy.before_commit")
+
+
+def copy_once(plan: Plan, chunk: Chunk, files: list[Path]) -> str:
+    """COPY the chunk unless the ledger holds it already (copied during the export, or by another process),
+    retrying transient failures; return what happened, in words."""
+
+    def copy(conn) -> str:
+        if not ensure_staging(conn, plan, len(plan.chunks)):
+            return "the load was already published by another process"
+        if chunk_in_ledger(conn, chunk):
+            return "already in the ledger (copied during the export or by another process); not loading it again"
+        try:
+            copy_chunk(conn, plan, chunk, files, plan.chunk_rows(chunk.index))
+        except ChunkAlreadyLoaded as exc:
+            return f"{exc}; keeping that copy"
+        return "copied"
+
+    return with_retries(copy, f"loading {chunk} of {plan.table}")
+
+
+def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int]:
+    """(content statistics of the staging table with the row hash ``checksum``, rows in the ledger, chunks
+    in the ledger)."""
+    with transaction(conn, f"verifying the rows of {plan.table}") as cur:
+        stats = pg_verify.table_stats(cur, staging_table(plan.load_id), plan.columns, checksum)
+        cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
+            state("chunk_ledger")), (plan.load_id,))
+        ledger_rows, ledger_chunks = cur.fetchone()
+    return stats, int(ledger_rows), ledger_chunks
+
+
+def column_checksums(conn, plan: Plan) -> dict[int, int]:
+    """Per-column checksums of the staging table (``verification.postgres.column_checksums``)."""
+    with transaction(conn, f"checking the columns of {plan.table}") as cur:
+        return pg_verify.column_checksums(cur, staging_table(plan.load_id), plan.columns)

@@ -1,0 +1,129 @@
+"""What the tasks of a load do, as plain functions of the load and a ``report(message, percent)`` for
+progress: export the chunks (copying each as soon as it is written), copy one chunk, measure the loaded
+rows. ``tasks`` wires them into Luigi's graph."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from pathlib import Path
+
+import luigi
+
+from . import config, engines, faults
+from .errors import ExportError, explain
+from .model.chunk import Chunk, Manifest
+from .model.load import Load
+from .model.plan import Plan
+from .postgres import client, staging, state
+from .verification.stats import Stats
+from .verification.verdict import verdict
+
+log = logging.getLogger(__name__)
+Report = Callable[..., None]
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def export(load: Load, plan: Plan, report: Report, copiers: int) -> None:
+    """Export every chunk into a fresh folder, renamed to the load's chunk set with its manifest when
+    complete. With ``[export] copy_during_export`` each chunk is copied as soon as it is written, over
+    ``copiers`` connections; a chunk not copied here is left to its own copy task."""
+    for stale in load.export_folders():
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = load.new_export_folder()
+    tmp.mkdir()
+    started = time.monotonic()
+    total = len(plan.chunks)
+    exported: list[int] = []
+    copied: list[int] = []
+
+    def progress() -> None:
+        report(f"exported {len(exported)}/{total} chunks · copied {len(copied)}/{total} · "
+               f"{time.monotonic() - started:.1f} s", 100 * len(exported) / total)
+
+    def copy_now(index: int) -> None:
+        try:
+            copy_chunk(load, plan, index, tmp, report, early=True)
+        except Exception as exc:  # noqa: BLE001 - the chunk's own task retries it and reports what fails
+            log.warning("%s: chunk %d was not copied during the export (%s); its copy task will retry",
+                        plan.table, index, explain(exc) or repr(exc))
+            return
+        copied.append(index)
+        progress()
+
+    early = config.export().copy_during_export
+    with ThreadPoolExecutor(max_workers=max(1, copiers)) if early else nullcontext() as copies:
+        def exported_chunk(index: int, stats: Stats) -> None:
+            for problem in stats.refusals(plan.columns):
+                raise ExportError(f"{plan.table} cannot be loaded: chunk {index} (source "
+                                  f"{plan.describe_chunk(index)}) holds {problem}; nothing was published")
+            exported.append(index)
+            progress()
+            if early:
+                copies.submit(copy_now, index)
+
+        stats = engines.export_chunks(plan, tmp, exported_chunk)
+    Manifest(plan.load_id, engines.engine().CHECKSUM, [plan.chunk_rows(i) for i in range(total)], stats).write(tmp)
+    try:
+        os.rename(tmp, load.chunk_set)
+    except OSError:  # another process published the same (deterministic) chunk set first: keep it
+        if not load.manifest_file.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(f"{total} chunks · {_fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
+           f"{time.monotonic() - started:.1f} s", 100)
+
+
+def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Report, early: bool = False) -> None:
+    """COPY chunk ``index`` of ``chunk_set`` into the load's staging table exactly once (the ledger
+    decides) and mark it copied. ``early``: a copy made by the export, reported to the log only and
+    left unmarked, so that the chunk's own task still runs (in a moment) and shows in the visualiser."""
+    chunk = Chunk(load.load_id, index)
+    rows = plan.chunk_rows(index)
+    label = f"chunk {index + 1}/{len(plan.chunks)}"
+    say = (lambda message, percent=None: log.info("%s: %s", plan.table, message)) if early else report
+    started = time.monotonic()
+    say(f"{label} · copying {_fmt(rows)} rows", 0)
+    outcome = staging.copy_once(plan, chunk, chunk.files(chunk_set))
+    faults.point("copy.after_commit")
+    seconds = time.monotonic() - started
+    if not early:
+        with luigi.LocalTarget(load.copied_file(chunk.dirname)).open("w") as f:
+            json.dump({"rows": rows, "seconds": round(seconds, 3), "outcome": outcome}, f)
+    say(f"{label} · {_fmt(rows)} rows · {seconds:.1f} s · {outcome}", 100)
+    faults.point("copy.done")
+
+
+def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict | None:
+    """Measure the staging table and judge it against the source (``verification.verdict``): the record
+    for ``verified.json``, or None when another process has published the load meanwhile."""
+
+    def measure(conn) -> tuple[Stats, int, int] | None:
+        published = state.published_info(conn, load.target)
+        if published and published[0] == load.load_id:
+            return None
+        return staging.load_stats(conn, plan, manifest.checksum)
+
+    started = time.monotonic()
+    found = client.with_retries(measure, f"verifying {plan.table}")
+    scan_seconds = round(time.monotonic() - started, 3)
+    if found is None:
+        return None
+
+    def column_sums() -> tuple[dict[int, int], dict[int, int]]:
+        report("the row checksum differs: reading the source again to find the column(s)", 100)
+        from .engines.arrow import column_checksums
+
+        return column_checksums(plan), client.with_retries(lambda conn: staging.column_checksums(conn, plan),
+                                                           f"checking {plan.table}")
+
+    return {**verdict(plan, manifest, *found, column_sums), "scan_seconds": scan_seconds}

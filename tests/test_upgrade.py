@@ -1,0 +1,76 @@
+"""A state left by the previous version (the flat layout, before the sub-packages) is taken over as it is:
+a load it finished runs nothing, and a load it left half done resumes exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import REPO, assert_table_matches, ingest, ok, query, write_awkward
+
+PREVIOUS = "67e5fbc"  # the last commit of the flat layout: its task ids, state and plans are the ones kept
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory):
+    """The previous version's package, from the repository's history."""
+    if subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS}^{{commit}}"], cwd=REPO).returncode != 0:
+        pytest.skip(f"commit {PREVIOUS} is not in this clone's history (a shallow clone?)")
+    folder = tmp_path_factory.mktemp("previous")
+    archive = subprocess.run(["git", "archive", PREVIOUS, "pipeline"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def test_a_load_the_previous_version_finished_runs_nothing(env, tmp_path, previous):
+    source = tmp_path / "src"
+    write_awkward(source, files=3, rows_per_file=300)
+    old = ok(ingest({**env, "PYTHONPATH": str(previous)}, source, "up.finished", 400))
+    assert str(previous) in _package_path({**env, "PYTHONPATH": str(previous)})
+    published = query(env["PIPELINE_PG_DSN"], "SELECT load_id, rows FROM pipeline.published")
+    assert "Scheduled" in old and published[0][1] == 900
+    again = ok(ingest(env, source, "up.finished", 400))
+    assert "Did not run any tasks" in again and "Starting Spark" not in again
+    assert query(env["PIPELINE_PG_DSN"], "SELECT load_id, rows FROM pipeline.published") == published
+    assert_table_matches(env["PIPELINE_PG_DSN"], "up", "finished", source)
+
+
+@pytest.mark.parametrize("engine", ["arrow", "spark"])
+def test_a_load_the_previous_version_left_half_done_resumes_exactly(env, tmp_path, previous, engine):
+    source = _every_statistic(tmp_path / "src", files=4, rows_per_file=250)
+    killed = ingest({**env, "PYTHONPATH": str(previous)}, source, "up.half", 250, "--export-engine", engine,
+                    "--export-copy-during-export", "false", kill_at="copy.after_commit:2")
+    assert killed.returncode == -9, killed.stdout
+    ledger = query(env["PIPELINE_PG_DSN"], "SELECT count(*) FROM pipeline.chunk_ledger")
+    assert ledger == [(2,)]
+    ok(ingest(env, source, "up.half", 250, "--export-engine", engine))
+    assert_table_matches(env["PIPELINE_PG_DSN"], "up", "half", source)
+    assert query(env["PIPELINE_PG_DSN"], "SELECT count(*), sum(rows) FROM pipeline.chunk_ledger") == [(4, 1000)]
+
+
+def _package_path(env: dict) -> str:
+    """Where ``import pipeline`` finds the package under ``env``, as the ``luigi`` command imports it (no working
+    directory on the path: -P)."""
+    return subprocess.run([sys.executable, "-P", "-c", "import pipeline; print(pipeline.__file__)"], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _every_statistic(folder, files: int, rows_per_file: int):
+    """Files with a column of each kind the statistics treat apart: floats (NaN, NULL), dates, text, lists."""
+    folder.mkdir()
+    for f in range(files):
+        ids = range(f * rows_per_file, (f + 1) * rows_per_file)
+        pq.write_table(pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "x": pa.array([math.nan if i % 13 == 0 else None if i % 7 == 0 else i / 3 for i in ids], pa.float64()),
+            "y": pa.array([float(-i) for i in ids], pa.float32()),
+            "day": pa.array([dt.date(1, 1, 1) + dt.timedelta(days=i * 997) for i in ids], pa.date32()),
+            "name": pa.array([None if i % 5 == 0 else f'n"{i}' for i in ids], pa.string()),
+            "tags": pa.array([[i, None] if i % 3 else [] for i in ids], pa.list_(pa.int32())),
+        }), folder / f"part-{f}.parquet")
+    return folder

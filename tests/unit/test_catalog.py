@@ -1,0 +1,46 @@
+"""config/: which tables, from where, and what a malformed entry says."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.source.catalog import TableSpec, current_load, load_tables
+
+
+def write(folder, name, text):
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text)
+    return folder
+
+
+def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
+    folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "Product.Master"\nsource = "data"\n')
+    write(folder, "b.toml", '[[tables]]\ntable = \'s."Odd Name"\'\nsource = "/abs"\nchunk_rows = 7\n')
+    write(folder, "notes.txt", "ignored")
+    assert load_tables(str(folder)) == [TableSpec("product.master", "data", 1_000_000),
+                                        TableSpec('s."Odd Name"', "/abs", 7)]
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nchunk_rows = true\n', "'chunk_rows' must be a int"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nchunk_rows = 0\n', "'chunk_rows' must be positive"),
+    ('[tables]\ntable = "a.b"\n', "'tables' must be an array of tables"),
+    ('[other]\nx = 1\n', "unknown section 'other'"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\n[[tables]]\ntable = "A.B"\nsource = "y"\n', "declared twice"),
+])
+def test_a_malformed_config_names_the_file_and_the_fault(tmp_path, text, phrase):
+    folder = write(tmp_path / "config", "t.toml", text)
+    with pytest.raises(ConfigError, match=phrase):
+        load_tables(str(folder))
+
+
+def test_the_current_load_follows_the_folder_and_changes_with_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.parquet").write_bytes(b"x")
+    first = current_load("a.b", str(source), 10)
+    assert current_load("A.B", str(source), 10) == first
+    (source / "b.parquet").write_bytes(b"y")
+    assert current_load("a.b", str(source), 10).load_id != first.load_id
