@@ -46,8 +46,7 @@ sample: install ## write MINUTES minute files of the original shape into data_sa
 	$(PY) -m pipeline.devtools.sample --minutes $(MINUTES) --out data_sample
 
 luigid: install ## start luigid (visualiser: http://127.0.0.1:8082) with its state under the state dir
-	mkdir -p $(STATE)/luigid
-	$(VENV)/bin/luigid --background --address 127.0.0.1 --port 8082 --pidfile $(abspath $(STATE))/luigid/luigid.pid \
+	umask 077 && mkdir -p $(STATE)/luigid && chmod 700 $(STATE) $(STATE)/luigid && $(VENV)/bin/luigid --background --address 127.0.0.1 --port 8082 --pidfile $(abspath $(STATE))/luigid/luigid.pid \
 		--logdir $(abspath $(STATE))/luigid --state-path $(abspath $(STATE))/luigid/state.pickle
 	@echo "luigid: http://127.0.0.1:8082 (make luigid-stop to stop it; make run uses it while it is up)"
 

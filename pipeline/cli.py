@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.luigi_args = rest
     logs.setup()
-    config.state_dir().mkdir(parents=True, exist_ok=True)
+    config.private_state_dir()
     if args.command == "status":
         return show_status()
     return run(args)

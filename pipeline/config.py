@@ -8,11 +8,15 @@ None of these values is a task parameter, so none appears in a task id.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 import luigi
+
+log = logging.getLogger(__name__)
 
 
 class postgres(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section
@@ -80,6 +84,20 @@ def pg_dsn() -> str:
 
 def state_dir() -> Path:
     return Path(os.environ.get("PIPELINE_STATE_DIR") or pipeline().state_dir).resolve()
+
+
+def private_state_dir() -> Path:
+    """The state dir, private to the running user: made 0700 (tightened, with a warning, where it is wider),
+    and every file and folder this process makes there 0600 and 0700, whatever the umask was."""
+    os.umask(0o077)
+    path = state_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    info = path.stat()
+    if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+        log.warning("state directory %s was open to other users (mode %04o); made it private (0700)", path,
+                    stat.S_IMODE(info.st_mode))
+        path.chmod(0o700)
+    return path
 
 
 _URI_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")

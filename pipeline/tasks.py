@@ -19,7 +19,7 @@ from pathlib import Path
 
 import luigi
 
-from . import faults, logs, steps
+from . import config, faults, logs, steps
 from .errors import explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
@@ -42,15 +42,17 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-class _SetsUpLogging:
-    """Creating a task of the pipeline sets up the run's logging (``logs``); importing it does not."""
+class _SetsUpTheRun:
+    """Creating a task of the pipeline sets up the run - its logging (``logs``) and a state dir private to the
+    running user (``config.private_state_dir``); importing the package does neither."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         logs.setup()
+        config.private_state_dir()
 
 
-class LoadTask(_SetsUpLogging, luigi.Task):
+class LoadTask(_SetsUpTheRun, luigi.Task):
     """Shared by every task of one load."""
 
     table = _TABLE
@@ -198,7 +200,7 @@ class PublishTable(LoadTask):
         shutil.rmtree(self.load.chunk_set, ignore_errors=True)
 
 
-class IngestTable(_SetsUpLogging, luigi.WrapperTask):
+class IngestTable(_SetsUpTheRun, luigi.WrapperTask):
     """Load one folder of Parquet files into one table (replace semantics)."""
 
     table = luigi.Parameter(description="Target table, schema.table")
@@ -215,7 +217,7 @@ class IngestTable(_SetsUpLogging, luigi.WrapperTask):
         return self._publish
 
 
-class IngestAll(_SetsUpLogging, luigi.WrapperTask):
+class IngestAll(_SetsUpTheRun, luigi.WrapperTask):
     """Load every table declared in config/."""
 
     def requires(self):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -113,3 +114,18 @@ def luigid(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# The last commit of the flat layout (and of the embedded server trusting TCP): the state it leaves is taken over.
+PREVIOUS = "67e5fbc"
+
+
+@pytest.fixture(scope="session")
+def previous(tmp_path_factory):
+    """The previous version's package, from the repository's history."""
+    if subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS}^{{commit}}"], cwd=REPO).returncode != 0:
+        pytest.skip(f"commit {PREVIOUS} is not in this clone's history (a shallow clone?)")
+    folder = tmp_path_factory.mktemp("previous")
+    archive = subprocess.run(["git", "archive", PREVIOUS, "pipeline"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder

@@ -13,19 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, assert_table_matches, ingest, ok, query, write_awkward
 
-PREVIOUS = "67e5fbc"  # the last commit of the flat layout: its task ids, state and plans are the ones kept
-
-
-@pytest.fixture(scope="module")
-def previous(tmp_path_factory):
-    """The previous version's package, from the repository's history."""
-    if subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS}^{{commit}}"], cwd=REPO).returncode != 0:
-        pytest.skip(f"commit {PREVIOUS} is not in this clone's history (a shallow clone?)")
-    folder = tmp_path_factory.mktemp("previous")
-    archive = subprocess.run(["git", "archive", PREVIOUS, "pipeline"], cwd=REPO, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
-
 
 def test_a_load_the_previous_version_finished_runs_nothing(env, tmp_path, previous):
     source = tmp_path / "src"

@@ -33,6 +33,7 @@ from psycopg2 import sql
 from .. import config
 from ..model.naming import TableName
 from ..postgres import client
+from ..postgres.passwords import read_secret
 from ..source.listing import fingerprint, list_files
 from ..source.planning import make_plan
 from ..verification.postgres import table_stats
@@ -96,8 +97,11 @@ class Bench:
         if method == "spark-jdbc":
             p = psycopg2.extensions.parse_dsn(self.dsn)
             url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
+            # JDBC reads no pgpass file: the password goes in the environment, never on the command line
+            password = p.get("password") or (read_secret(Path(p["passfile"])) if "passfile" in p else None)
+            env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
             return (*timed([spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
-                                                          self.quoted(table)]]), table)
+                                                         self.quoted(table)]], env=env), table)
         if method in ("pipeline", "pipeline-arrow"):
             self.execute(sql.SQL("DROP TABLE {}").format(table.identifier()))
             env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(scratch / "state")}

@@ -84,6 +84,7 @@ src, jar, url, user, table = sys.argv[1:6]
 spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
          .config("spark.jars", jar).config("spark.sql.session.timeZone", "UTC").getOrCreate())
 (spark.read.parquet(src).write.mode("append")
- .jdbc(url, table, properties={"user": user, "driver": "org.postgresql.Driver", "batchsize": "10000"}))
+ .jdbc(url, table, properties={"user": user, "password": os.environ.get("PGPASSWORD", ""),
+                               "driver": "org.postgresql.Driver", "batchsize": "10000"}))
 spark.stop()
 """

@@ -49,6 +49,7 @@ def session():
                 .config("spark.hadoop.parquet.page.verify-checksum.enabled",
                         str(config.export().verify_page_checksums).lower())
                 .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+                .config("spark.hadoop.fs.permissions.umask-mode", "077")  # chunk files private, as the state dir
             )
             try:
                 _session = builder.getOrCreate()

@@ -1,9 +1,15 @@
 """An embedded PostgreSQL server: the default target when no database is configured.
 
-It lives under the state directory (``<state>/postgres``), listens on 127.0.0.1 only, and
-is started on first use by whichever process needs it (a file lock keeps that to one).
-The test suite uses the same code for its throwaway servers. When run as root, the server
-runs as the ``postgres`` OS user, because ``initdb`` refuses root.
+It lives under the state directory (``<state>/postgres``) and is started on first use by
+whichever process needs it (a file lock keeps that to one). Only the user who runs the
+pipeline can reach it: it listens on 127.0.0.1 with ``scram-sha-256`` and a password
+generated at ``initdb``, kept in a pgpass file of mode 0600 in the state dir (the DSN names
+the file, never the password), and on a Unix socket inside its data directory, which only
+the server's OS user can enter (mode 0700), so trust stays only where the operating system
+decides who connects. A server made by an earlier version, which trusted every TCP
+connection, is migrated on start. When run as root, the server runs as the ``postgres`` OS
+user, because ``initdb`` refuses root. The test suite uses the same code for its throwaway
+servers.
 
     python -m pipeline.postgres.embedded start|stop|status|dsn [DATADIR]
 """
@@ -13,19 +19,25 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from .. import config
 from ..errors import DatabaseError
+from .passwords import read_secret, require_passwords, trusts_tcp, write_private, write_secret
 
+log = logging.getLogger(__name__)
 DATABASE = "pipeline"
 FIRST_PORT = 54329
+PASSFILE = "postgres.pgpass"  # in the state dir (or beside a test server's data directory)
 
 
 def _bin(tool: str) -> str:
@@ -55,17 +67,22 @@ def _run(args: list[str], what: str) -> str:
 
 
 def default_datadir() -> Path:
-    """``<state>/postgres``; as root, a folder the postgres user can reach if the state dir is not."""
+    """``<state>/postgres``; as root, a folder of the postgres user's own (the state dir is root's alone)."""
     datadir = config.state_dir() / "postgres"
-    if os.geteuid() == 0 and not _reachable_by_server_user(datadir.parent):
+    if os.geteuid() == 0:
         digest = hashlib.sha256(str(datadir).encode()).hexdigest()[:10]
         datadir = Path("/var/tmp/parquet-pg-pipeline") / digest / "postgres"
     return datadir
 
 
-def _reachable_by_server_user(folder: Path) -> bool:
-    folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(_as_server_user() + ["test", "-x", str(folder)]).returncode == 0
+def _server_folder(folder: Path) -> None:
+    """``folder`` (the data directory's parent) made, entered only by the server's OS user (and root)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.geteuid() == 0:
+        folder.parent.chmod(0o711)  # /var/tmp/parquet-pg-pipeline: passable, not listable
+        pw = pwd.getpwnam("postgres")
+        os.chown(folder, pw.pw_uid, pw.pw_gid)
+    folder.chmod(0o700)
 
 
 def _running_port(datadir: Path) -> int | None:
@@ -91,46 +108,67 @@ def _free_port(start: int) -> int:
     raise DatabaseError(f"no free port for the embedded PostgreSQL from {start}")
 
 
-def dsn_for(port: int, database: str = DATABASE) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+def dsn_for(port: int, passfile: Path, database: str = DATABASE) -> str:
+    """The server's DSN: TCP on 127.0.0.1, the password in ``passfile`` (libpq reads it; it is not in the DSN)."""
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}?passfile={urllib.parse.quote(str(passfile), safe='')}"
 
 
-def start(datadir: Path, port: int | None = None, durable: bool = True) -> str:
+def start(datadir: Path, port: int | None = None, durable: bool = True, passfile: Path | None = None) -> str:
     """Start (initialising if needed) the server in ``datadir``; return its DSN. Idempotent."""
     datadir = datadir.resolve()
-    datadir.parent.mkdir(parents=True, exist_ok=True)
+    passfile = passfile or datadir.parent / PASSFILE
+    _server_folder(datadir.parent)
     with open(datadir.parent / f".{datadir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        running = _running_port(datadir)
-        if running:
-            return dsn_for(running)
+        secret = read_secret(passfile)
         if not (datadir / "PG_VERSION").exists():
-            datadir.mkdir(exist_ok=True)
+            secret = secrets.token_urlsafe(24)
+            datadir.mkdir(mode=0o700, exist_ok=True)
             if os.geteuid() == 0:
                 pw = pwd.getpwnam("postgres")
                 os.chown(datadir, pw.pw_uid, pw.pw_gid)
-            _run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-instructions"], "initdb")
-        port = port or _free_port(FIRST_PORT)
-        options = [f"-c listen_addresses=127.0.0.1 -p {port} -k {datadir}",
-                   "-c max_wal_size=4GB -c shared_buffers=256MB -c max_connections=50"]
-        if not durable:
-            options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        _run([_bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),
-              "-o", " ".join(options)], f"starting the server in {datadir} (see its server.log)")
-        _create_database(port)
-        return dsn_for(port)
+            pwfile = datadir.parent / f".{datadir.name}.pw"  # in the server user's own folder, for initdb only
+            write_private(pwfile, secret + "\n", owner=datadir.stat())
+            try:
+                _run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth-local=trust",
+                      "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
+                      "--no-instructions"], "initdb")
+            finally:
+                pwfile.unlink()
+            write_secret(passfile, secret)
+        running = _running_port(datadir)
+        if not running:
+            running = port or _free_port(FIRST_PORT)
+            options = [f"-c listen_addresses=127.0.0.1 -p {running} -k {datadir}",
+                       "-c max_wal_size=4GB -c shared_buffers=256MB -c max_connections=50"]
+            if not durable:
+                options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            _run([_bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),
+                  "-o", " ".join(options)], f"starting the server in {datadir} (see its server.log)")
+        if trusts_tcp(datadir):
+            log.warning("the embedded PostgreSQL in %s let every local user connect over TCP without a password "
+                        "(made by an earlier version); it now asks for the password in %s", datadir, passfile)
+        elif secret is None:
+            log.warning("the password file %s of the embedded PostgreSQL in %s is missing; a new password was "
+                        "set", passfile, datadir)
+        if secret is None or trusts_tcp(datadir):
+            secret = secret or secrets.token_urlsafe(24)
+            require_passwords(datadir, secret, running)
+            write_secret(passfile, secret)
+        _create_database(running, passfile)
+        return dsn_for(running, passfile)
 
 
-def _create_database(port: int) -> None:
+def _create_database(port: int, passfile: Path) -> None:
     import psycopg2
+    from psycopg2 import sql
 
-    conn = psycopg2.connect(dsn_for(port, "postgres"))
+    conn = psycopg2.connect(dsn_for(port, passfile, "postgres"))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
         if cur.fetchone() is None:
-            cur.execute(f"CREATE DATABASE {DATABASE}")
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     conn.close()
 
 
@@ -140,20 +178,33 @@ def stop(datadir: Path) -> None:
 
 
 def embedded_dsn() -> str:
-    """The DSN of the embedded server, starting it if it is not running."""
-    return start(default_datadir())
+    """The DSN of the embedded server, starting it if it is not running; its password file in the state dir."""
+    _refuse_legacy_root_server()
+    return start(default_datadir(), passfile=config.state_dir() / PASSFILE)
+
+
+def _refuse_legacy_root_server() -> None:
+    """As root, an earlier version put the server in ``<state>/postgres`` when the postgres user could reach the
+    state dir, trusting every TCP connection; the state dir is root's alone now, so that server cannot run."""
+    legacy = config.state_dir() / "postgres"
+    if os.geteuid() != 0 or not (legacy / "PG_VERSION").exists():
+        return
+    stop(legacy)
+    raise DatabaseError(f"the embedded PostgreSQL in {legacy} was made by an earlier version, which let every local "
+                        "user connect without a password; it was stopped - recreate it with `make clean` (its "
+                        "tables are lost) or set PIPELINE_PG_DSN to a server of your own")
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     datadir = Path(argv[1]) if len(argv) > 1 else default_datadir()
     if command in ("start", "dsn"):
-        print(start(datadir))
+        print(start(datadir) if len(argv) > 1 else embedded_dsn())
     elif command == "stop":
         stop(datadir)
     elif command == "status":
         port = _running_port(datadir)
-        print(f"running: {dsn_for(port)}" if port else f"not running ({datadir})")
+        print(f"running on 127.0.0.1:{port}, socket in {datadir}" if port else f"not running ({datadir})")
     else:
         print(__doc__)
         return 2
