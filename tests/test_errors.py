@@ -113,10 +113,10 @@ def test_dates_before_postgres_first_day_are_refused_naming_column_and_chunk(env
 def test_schema_without_create_right_fails_before_export(env, db, tmp_path):
     from helpers import query
 
-    query(db, "CREATE ROLE limited LOGIN; CREATE SCHEMA locked; CREATE SCHEMA pipeline; "
+    query(db, "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'; CREATE SCHEMA locked; CREATE SCHEMA pipeline; "
               "GRANT ALL ON SCHEMA pipeline TO limited; GRANT USAGE ON SCHEMA locked TO limited")
     params = dict(p.split("=", 1) for p in db.split())
-    dsn = f"postgresql://limited@{params['host']}:{params['port']}/{params['dbname']}"
+    dsn = f"postgresql://limited:limited-pw@{params['host']}:{params['port']}/{params['dbname']}"
     result = ingest({**env, "PIPELINE_PG_DSN": dsn}, REPO / "data_sample", "locked.t", 1000)
     assert_clear_failure(result, "role limited may not create tables in schema 'locked'")
     assert "Starting Spark" not in result.stdout

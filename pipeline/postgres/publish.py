@@ -7,11 +7,12 @@ import logging
 
 from psycopg2 import sql
 
-from .. import faults
+from .. import config, faults
 from ..errors import DatabaseError
 from ..model.load import staging_name
 from ..model.naming import TableName
 from ..model.plan import Plan
+from . import keep
 from .client import transaction
 from .state import published_row, staging_table, state
 
@@ -46,12 +47,18 @@ def publish(conn, plan: Plan) -> None:
             log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
             return
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+        # What users built on the old table (indexes, constraints, comments, grants, views) is kept: indexes
+        # are built on the staging table first, so the old table is locked only for the swap itself.
+        kept = keep.capture(cur, target)
+        lost = keep.restore(cur, kept, (config.postgres().state_schema, staging_name(plan.load_id)))
+        keep.drop_dependents(cur, kept)
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
         cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
             staging_table(plan.load_id), sql.Identifier(target.schema)))
         cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
             sql.Identifier(target.schema, staging_name(plan.load_id)), sql.Identifier(target.name)))
         cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
+        lost += keep.after_swap(cur, kept)
         cur.execute(sql.SQL("""
             INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
             ON CONFLICT (target_schema, target_table)
@@ -67,6 +74,8 @@ def publish(conn, plan: Plan) -> None:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_table(load_id)))
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("loads")), (stale,))
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("chunk_ledger")), (stale,))
+    for warning in lost:
+        log.warning("%s: %s", plan.table, warning)
     faults.point("publish.after_commit")
     with transaction(conn, f"analyzing {plan.table}") as cur:
         cur.execute(sql.SQL("ANALYZE {}").format(target.identifier()))
