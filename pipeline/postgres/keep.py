@@ -60,9 +60,6 @@ class _Borrowed(PGDialect_psycopg2):
     on_connect = lambda self: None  # noqa: E731
 
 
-registry.register("postgresql.keep_borrowed", __name__, "_Borrowed")
-
-
 @contextmanager
 def _session(cur, inspect=False):
     """Run with an empty search_path, transaction-local, so pg_get_*def() output
@@ -73,6 +70,7 @@ def _session(cur, inspect=False):
     with ExitStack() as stack:
         insp = None
         if inspect:  # connect first: dialect initialize() wants the caller's search_path
+            registry.register("postgresql.keep_borrowed", __name__, "_Borrowed")  # idempotent; on use, not import
             engine = sa.create_engine("postgresql+keep_borrowed://", creator=lambda: cur.connection,
                                       poolclass=StaticPool, pool_reset_on_return=None, use_native_hstore=False)
             insp = sa.inspect(stack.enter_context(engine.connect()))  # bound to this Connection
