@@ -75,7 +75,11 @@ def connect_failure(dsn: str, exc: psycopg2.Error) -> DatabaseError:
     credentials, database or address) or the DSN is malformed; transient when none answered or it is
     starting up or shutting down."""
     reason = config.redact(str(exc).strip().split("\n")[0])
-    kind = DatabaseError if _ping(dsn) in (PQPING_OK, PQPING_NO_ATTEMPT) else TransientDatabaseError
+    try:  # the ping waits no longer than a connection would
+        probe = psycopg2.extensions.make_dsn(dsn, connect_timeout=config.postgres().connect_timeout)
+    except psycopg2.ProgrammingError:  # a DSN libpq cannot parse
+        return DatabaseError(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}")
+    kind = DatabaseError if _ping(probe) in (PQPING_OK, PQPING_NO_ATTEMPT) else TransientDatabaseError
     return kind(f"cannot connect to PostgreSQL at {describe(dsn)}: {reason}")
 
 
