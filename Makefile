@@ -68,8 +68,8 @@ lint: install ## ruff
 pg-stop: install ## stop the embedded PostgreSQL
 	$(PY) -m pipeline.postgres.embedded stop
 
-clean: ## remove the state directory (chunks, checkpoints, the embedded database)
-	-$(PY) -m pipeline.postgres.embedded stop
-	rm -rf .state
+clean: ## remove the state directory (chunks, checkpoints) and the embedded database
+	-$(PY) -m pipeline.postgres.embedded remove
+	rm -rf $(STATE)
 
 .PHONY: help install run status test chaos corpus bench sample luigid luigid-stop up down logs lint pg-stop clean

@@ -34,6 +34,10 @@ class TransientDatabaseError(DatabaseError):
     """A database failure that may pass on retry (connection lost, server restarting)."""
 
 
+class KeepError(DatabaseError):
+    """What users built on a table cannot be recreated on its replacement; the publish rolls back."""
+
+
 class ChunkAlreadyLoaded(DatabaseError):
     """Another process committed this chunk first; the ledger kept it exactly once."""
 
@@ -44,6 +48,10 @@ class ExportError(PipelineError):
 
 class VerificationError(PipelineError):
     """The loaded rows do not match the source; nothing is published."""
+
+
+class StateReset(PipelineError):
+    """A load's state no longer matched the database and was reset; running again loads it afresh."""
 
 
 # Failures of the machine rather than the code: say which path, not where in the code.

@@ -17,19 +17,19 @@ from pathlib import Path
 import luigi
 
 from . import config, engines, faults
-from .errors import ExportError, explain
+from .errors import ExportError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
 from .postgres import client, staging, state
-from .verification.stats import Stats
-from .verification.verdict import verdict
+from .verification.stats import CHECKSUM_ONLY, Stats, changed_columns, combine, differences
 
 log = logging.getLogger(__name__)
 Report = Callable[..., None]
 
 
-def _fmt(n: int) -> str:
+def fmt(n: int) -> str:
+    """A count with thousands separators, as progress lines show it."""
     return f"{n:,}"
 
 
@@ -79,7 +79,7 @@ def export(load: Load, plan: Plan, report: Report, copiers: int) -> None:
         if not load.manifest_file.exists():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-    report(f"{total} chunks · {_fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
+    report(f"{total} chunks · {fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
            f"{time.monotonic() - started:.1f} s", 100)
 
 
@@ -92,19 +92,19 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     label = f"chunk {index + 1}/{len(plan.chunks)}"
     say = (lambda message, percent=None: log.info("%s: %s", plan.table, message)) if early else report
     started = time.monotonic()
-    say(f"{label} · copying {_fmt(rows)} rows", 0)
+    say(f"{label} · copying {fmt(rows)} rows", 0)
     outcome = staging.copy_once(plan, chunk, chunk.files(chunk_set))
     faults.point("copy.after_commit")
     seconds = time.monotonic() - started
     if not early:
         with luigi.LocalTarget(load.copied_file(chunk.dirname)).open("w") as f:
             json.dump({"rows": rows, "seconds": round(seconds, 3), "outcome": outcome}, f)
-    say(f"{label} · {_fmt(rows)} rows · {seconds:.1f} s · {outcome}", 100)
+    say(f"{label} · {fmt(rows)} rows · {seconds:.1f} s · {outcome}", 100)
     faults.point("copy.done")
 
 
 def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict | None:
-    """Measure the staging table and judge it against the source (``verification.verdict``): the record
+    """Measure the staging table and judge it against the source (``verdict``): the record
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
     def measure(conn) -> tuple[Stats, int, int] | None:
@@ -127,3 +127,26 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
                                                            f"checking {plan.table}")
 
     return {**verdict(plan, manifest, *found, column_sums), "scan_seconds": scan_seconds}
+
+
+def verdict(plan: Plan, manifest: Manifest, loaded: Stats, ledger_rows: int, ledger_chunks: int,
+            column_sums: Callable[[], tuple[dict[int, int], dict[int, int]]]) -> dict:
+    """The record of a verified load (``verified.json``), or ``VerificationError`` naming the difference.
+    ``column_sums``: (source, loaded) per-column checksums, read only to name the columns when nothing but
+    the row checksum differs."""
+    where = f"{plan.table} (source {plan.source!r}) does not verify"
+    counts = (plan.total_rows, manifest.rows, loaded.rows)
+    chunks = len(manifest.chunk_rows)
+    if len(set(counts)) != 1 or ledger_rows != loaded.rows or ledger_chunks != chunks:
+        raise VerificationError(
+            f"{where}: the source has {counts[0]:,} rows, the chunk manifest {counts[1]:,}, PostgreSQL "
+            f"{counts[2]:,} (ledger: {ledger_rows:,} rows in {ledger_chunks} of {chunks} chunks); "
+            "nothing was published")
+    source = combine(manifest.chunk_stats, plan.columns)
+    problems = differences(plan.columns, source, loaded)
+    if problems == [CHECKSUM_ONLY]:
+        problems = [changed_columns(plan.columns, *column_sums())]
+    if problems:
+        raise VerificationError(f"{where}: {'; '.join(problems)}; nothing was published")
+    return {"source_rows": counts[0], "manifest_rows": counts[1], "source": source.to_json(),
+            "loaded": loaded.to_json()}

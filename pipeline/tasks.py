@@ -20,7 +20,7 @@ from pathlib import Path
 import luigi
 
 from . import config, faults, logs, steps
-from .errors import explain
+from .errors import StateReset, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
@@ -37,9 +37,6 @@ _SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
 _CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
 _FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
 
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
 
 
 class _SetsUpTheRun:
@@ -105,7 +102,7 @@ class SparkReadParquet(LoadTask):
         self.load.folder.mkdir(parents=True, exist_ok=True)
         with self.output().open("w") as f:
             f.write(plan.to_json())
-        self.report(f"{_fmt(len(plan.files))} files · {_fmt(plan.total_rows)} rows · "
+        self.report(f"{steps.fmt(len(plan.files))} files · {steps.fmt(plan.total_rows)} rows · "
                     f"{len(plan.columns)} columns · {len(plan.chunks)} chunks", 100)
 
 
@@ -168,14 +165,15 @@ class VerifyRowCount(LoadTask):
         done = sum(task.complete() for task in chunks)
         self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
         yield chunks
-        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {_fmt(plan.total_rows)} rows", 0)
+        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {steps.fmt(plan.total_rows)} rows", 0)
         record = steps.verify(self.load, plan, manifest, self.report)
         with self.output().open("w") as f:
             json.dump(record or {"published_by_another_process": True}, f, indent=1)
         if record is None:
             self.report("the load was already verified and published by another process", 100)
             return
-        self.report(f"verified {_fmt(plan.total_rows)} rows in {len(chunks)} chunks: counts and checksums match", 100)
+        self.report(f"verified {steps.fmt(plan.total_rows)} rows in {len(chunks)} chunks: counts and checksums "
+                    "match", 100)
         faults.point("verify.done")
 
 
@@ -191,9 +189,15 @@ class PublishTable(LoadTask):
         return published is not None and published[0] == self.load_id
 
     def run(self):
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id),
+                               f"checking load {self.load_id}"):
+            # published, then killed before its chunk set was removed, and the table dropped since
+            shutil.rmtree(self.load.folder, ignore_errors=True)
+            raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
+                             "was reset - run again to load it")
         plan = self.plan()
         client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
-        self.report(f"published {_fmt(plan.total_rows)} rows", 100)
+        self.report(f"published {steps.fmt(plan.total_rows)} rows", 100)
         for other in self.load.table_dir.iterdir():
             if other != self.load.folder:
                 shutil.rmtree(other, ignore_errors=True)

@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from pipeline.errors import DatabaseError
 from pipeline.postgres import keep
 
 TARGET = ("sales", "Order Items")  # space + capital: exercises quoting everywhere
@@ -195,7 +196,7 @@ def test_first_publish_without_old_table(conn):
 
 def test_autocommit_is_refused(conn):
     conn.autocommit = True
-    with pytest.raises(keep.KeepError, match="autocommit"):
+    with pytest.raises(DatabaseError, match="autocommit"):
         keep.capture(conn.cursor(), TARGET)
 
 

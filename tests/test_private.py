@@ -177,3 +177,20 @@ def test_a_server_the_previous_version_made_is_migrated_to_passwords(embedded_st
     assert_outsiders_are_kept_out(state, datadir)
     with pytest.raises(psycopg2.OperationalError, match="password"):
         psycopg2.connect(host="127.0.0.1", port=_port(datadir), user="postgres", dbname="pipeline")
+
+
+def test_a_server_in_a_folder_of_the_callers_leaves_that_folder_and_its_parents_as_they_were():
+    outer = Path(tempfile.mkdtemp(prefix="pipeline-test-outer-"))  # the postgres user must pass through it
+    base = outer / "base"
+    base.mkdir()
+    outer.chmod(0o755)
+    base.chmod(0o755)
+    before = [(p.stat().st_mode, p.stat().st_uid) for p in (outer, base)]
+    embedded.start(base / "data", durable=False)
+    try:
+        assert [(p.stat().st_mode, p.stat().st_uid) for p in (outer, base)] == before
+        assert stat.S_IMODE((base / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((base / embedded.PASSFILE).stat().st_mode) == 0o600
+    finally:
+        embedded.stop(base / "data")
+        shutil.rmtree(outer, ignore_errors=True)

@@ -47,7 +47,7 @@ def _write(out, lines: pa.Array) -> None:
 
 
 def _parquet_format() -> ds.ParquetFileFormat:
-    """INT96 timestamps as microseconds, as planned (see ``source._arrow_schema``); page CRCs checked where a
+    """INT96 timestamps as microseconds, as planned (see ``source.footers._arrow_schema``); page CRCs checked where a
     file carries them (``[export] verify_page_checksums``)."""
     return ds.ParquetFileFormat(
         read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"),

@@ -88,7 +88,3 @@ class Load(NamedTuple):
         """Remove the marks of copied chunks and of the verification (a load run again from its plan)."""
         shutil.rmtree(self.copied_folder, ignore_errors=True)
         self.verified_file.unlink(missing_ok=True)
-
-    @property
-    def staging_name(self) -> str:
-        return staging_name(self.load_id)

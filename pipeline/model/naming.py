@@ -13,9 +13,9 @@ from typing import NamedTuple
 from psycopg2 import sql
 
 from ..errors import ConfigError
+from ..types.mapping import MAX_IDENTIFIER
 
 _PART = re.compile(r'\s*(?:"((?:[^"]|"")+)"|([^".\s]+))\s*')
-MAX_IDENTIFIER = 63
 
 
 class TableName(NamedTuple):

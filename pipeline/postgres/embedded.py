@@ -11,7 +11,7 @@ connection, is migrated on start. When run as root, the server runs as the ``pos
 user, because ``initdb`` refuses root. The test suite uses the same code for its throwaway
 servers.
 
-    python -m pipeline.postgres.embedded start|stop|status|dsn [DATADIR]
+    python -m pipeline.postgres.embedded start|stop|remove|status|dsn [DATADIR]
 """
 
 from __future__ import annotations
@@ -66,23 +66,30 @@ def _run(args: list[str], what: str) -> str:
     return proc.stdout
 
 
+ROOT_HOME = Path("/var/tmp/parquet-pg-pipeline")  # as root: the servers' folders (the state dir is root's alone)
+
+
 def default_datadir() -> Path:
-    """``<state>/postgres``; as root, a folder of the postgres user's own (the state dir is root's alone)."""
+    """``<state>/postgres``; as root, ``ROOT_HOME/<digest>/postgres``, which the postgres user can reach."""
     datadir = config.state_dir() / "postgres"
     if os.geteuid() == 0:
         digest = hashlib.sha256(str(datadir).encode()).hexdigest()[:10]
-        datadir = Path("/var/tmp/parquet-pg-pipeline") / digest / "postgres"
+        datadir = ROOT_HOME / digest / "postgres"
     return datadir
 
 
-def _server_folder(folder: Path) -> None:
-    """``folder`` (the data directory's parent) made, entered only by the server's OS user (and root)."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.geteuid() == 0:
-        folder.parent.chmod(0o711)  # /var/tmp/parquet-pg-pipeline: passable, not listable
-        pw = pwd.getpwnam("postgres")
-        os.chown(folder, pw.pw_uid, pw.pw_gid)
-    folder.chmod(0o700)
+def _parent_folder(datadir: Path) -> None:
+    """Make the data directory's parent, which holds the lock (and a test server's password file). Under
+    ``ROOT_HOME`` it is root's, mode 0711: the postgres user passes through to its data directory (0700,
+    its own) but can neither list nor write it. Other folders are the caller's and are left as they are."""
+    parent = datadir.parent
+    if os.geteuid() == 0 and ROOT_HOME in parent.parents:
+        for folder in (ROOT_HOME, parent):
+            folder.mkdir(mode=0o711, exist_ok=True)
+            os.chown(folder, 0, 0)
+            folder.chmod(0o711)
+    else:
+        parent.mkdir(parents=True, exist_ok=True)
 
 
 def _running_port(datadir: Path) -> int | None:
@@ -114,29 +121,21 @@ def dsn_for(port: int, passfile: Path, database: str = DATABASE) -> str:
 
 
 def start(datadir: Path, port: int | None = None, durable: bool = True, passfile: Path | None = None) -> str:
-    """Start (initialising if needed) the server in ``datadir``; return its DSN. Idempotent."""
+    """Start (initialising if needed) the server in ``datadir``; return its DSN. Idempotent. ``passfile``:
+    where its password is kept (default: beside the data directory)."""
     datadir = datadir.resolve()
     passfile = passfile or datadir.parent / PASSFILE
-    _server_folder(datadir.parent)
+    _parent_folder(datadir)
     with open(datadir.parent / f".{datadir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         secret = read_secret(passfile)
         if not (datadir / "PG_VERSION").exists():
             secret = secrets.token_urlsafe(24)
-            datadir.mkdir(mode=0o700, exist_ok=True)
-            if os.geteuid() == 0:
-                pw = pwd.getpwnam("postgres")
-                os.chown(datadir, pw.pw_uid, pw.pw_gid)
-            pwfile = datadir.parent / f".{datadir.name}.pw"  # in the server user's own folder, for initdb only
-            write_private(pwfile, secret + "\n", owner=datadir.stat())
-            try:
-                _run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth-local=trust",
-                      "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C",
-                      "--no-instructions"], "initdb")
-            finally:
-                pwfile.unlink()
+            _initdb(datadir, secret)
             write_secret(passfile, secret)
         running = _running_port(datadir)
+        if running and secret and not trusts_tcp(datadir):
+            return dsn_for(running, passfile)
         if not running:
             running = port or _free_port(FIRST_PORT)
             options = [f"-c listen_addresses=127.0.0.1 -p {running} -k {datadir}",
@@ -159,11 +158,30 @@ def start(datadir: Path, port: int | None = None, durable: bool = True, passfile
         return dsn_for(running, passfile)
 
 
+def _initdb(datadir: Path, secret: str) -> None:
+    """A new cluster in ``datadir`` (0700, the server user's): trust on its socket, scram-sha-256 on TCP."""
+    datadir.mkdir(mode=0o700, exist_ok=True)
+    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    if owner:
+        os.chown(datadir, owner.pw_uid, owner.pw_gid)
+    pwfile = datadir.parent / f".{datadir.name}.pw"  # beside the data directory, for initdb only
+    write_private(pwfile, secret + "\n", owner=(owner.pw_uid, owner.pw_gid) if owner else None)
+    try:
+        _run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+              f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-instructions"], "initdb")
+    finally:
+        pwfile.unlink()
+
+
 def _create_database(port: int, passfile: Path) -> None:
     import psycopg2
     from psycopg2 import sql
 
-    conn = psycopg2.connect(dsn_for(port, passfile, "postgres"))
+    try:
+        conn = psycopg2.connect(dsn_for(port, passfile, "postgres"))
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"embedded PostgreSQL: cannot connect on port {port} with the password in {passfile} "
+                            f"({str(exc).strip().splitlines()[-1]}); recreate it with `make clean`") from exc
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
@@ -180,7 +198,7 @@ def stop(datadir: Path) -> None:
 def embedded_dsn() -> str:
     """The DSN of the embedded server, starting it if it is not running; its password file in the state dir."""
     _refuse_legacy_root_server()
-    return start(default_datadir(), passfile=config.state_dir() / PASSFILE)
+    return start(default_datadir(), passfile=config.private_state_dir() / PASSFILE)
 
 
 def _refuse_legacy_root_server() -> None:
@@ -202,6 +220,9 @@ def main(argv: list[str]) -> int:
         print(start(datadir) if len(argv) > 1 else embedded_dsn())
     elif command == "stop":
         stop(datadir)
+    elif command == "remove":  # make clean: stop it and delete its data (as root it lives outside the state dir)
+        stop(datadir)
+        shutil.rmtree(datadir.parent if ROOT_HOME in datadir.parents else datadir, ignore_errors=True)
     elif command == "status":
         port = _running_port(datadir)
         print(f"running on 127.0.0.1:{port}, socket in {datadir}" if port else f"not running ({datadir})")

@@ -9,25 +9,17 @@ indexes. Not kept: triggers, policies, statistics, foreign keys, the owner, gran
 from __future__ import annotations
 
 from collections import namedtuple
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import psycopg2
-import sqlalchemy as sa
 from psycopg2 import sql
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
-from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
-from sqlalchemy.pool import StaticPool
 
-from ..errors import DatabaseError
+from ..errors import KeepError
+from . import reflect
+from .client import is_transient
 
 _PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
 _KIND = {"v": "VIEW", "m": "MATERIALIZED VIEW"}
-
-
-class KeepError(DatabaseError):
-    """A kept object cannot be recreated; the publish rolls back and the old table stays."""
 
 
 # An index or constraint of the target. ddl: for an index, pg_get_indexdef from
@@ -47,40 +39,6 @@ class Kept:
     grants: list  # (column | None, privilege, grantee | None for PUBLIC, grantable)
     views: list  # _View, in creation order
     renames: list = field(default_factory=list)  # (_Obj, temporary name), by restore()
-
-
-class _Borrowed(PGDialect_psycopg2):
-    """psycopg2 dialect for a connection SQLAlchemy must not own. With the stock
-    dialect, create_engine(creator=...) rolls the connection back after its
-    first-connect initialize() (sqlalchemy/engine/create.py), Connection.close()
-    rolls back, and on_connect() installs a UUID typecaster on it."""
-
-    supports_statement_cache = True
-    do_rollback = do_commit = do_close = do_terminate = lambda self, dbapi_connection: None
-    on_connect = lambda self: None  # noqa: E731
-
-
-@contextmanager
-def _session(cur, inspect=False):
-    """Run with an empty search_path, transaction-local, so pg_get_*def() output
-    qualifies every non-catalog name and replayed DDL resolves as it did.
-    Optionally yield an Inspector on cur's connection, in its transaction."""
-    if cur.connection.autocommit:  # set_config(..., true) would last one statement
-        raise KeepError("keep must run inside the publish transaction, not in autocommit mode")
-    with ExitStack() as stack:
-        insp = None
-        if inspect:  # connect first: dialect initialize() wants the caller's search_path
-            registry.register("postgresql.keep_borrowed", __name__, "_Borrowed")  # idempotent; on use, not import
-            engine = sa.create_engine("postgresql+keep_borrowed://", creator=lambda: cur.connection,
-                                      poolclass=StaticPool, pool_reset_on_return=None, use_native_hstore=False)
-            insp = sa.inspect(stack.enter_context(engine.connect()))  # bound to this Connection
-        cur.execute("SELECT current_setting('search_path'), set_config('search_path', '', true)")
-        old = cur.fetchone()[0]
-        try:
-            yield insp
-        finally:  # after an SQL error the caller's rollback undoes set_config anyway
-            if cur.connection.info.transaction_status == TRANSACTION_STATUS_INTRANS:
-                cur.execute("SELECT set_config('search_path', %s, true)", (old,))
 
 
 def _rows(cur, query, **params):
@@ -147,7 +105,7 @@ def _comments(insp, schema, name):
 
 def capture(cur, target) -> Kept | None:
     """Reflect what users built on ``target`` (schema, name); None if it does not exist."""
-    with _session(cur, inspect=True) as insp:
+    with reflect.session(cur, inspect=True) as insp:
         oid = _oid(cur, target)
         if oid is None:
             return None
@@ -175,7 +133,7 @@ def restore(cur, kept: Kept | None, staging) -> list[str]:
     warnings = []
     if kept is None:
         return warnings
-    with _session(cur):
+    with reflect.session(cur):
         if (oid := _oid(cur, staging)) is None:
             raise KeepError(f"staging table {'.'.join(staging)} does not exist")
         have = _columns(cur, oid)
@@ -225,7 +183,7 @@ def after_swap(cur, kept: Kept | None) -> list[str]:
         return []
     warnings, (schema, name) = [], kept.target
     table = sql.Identifier(schema, name)
-    with _session(cur):
+    with reflect.session(cur):
         for obj, tmp in kept.renames:
             if obj.is_index:
                 cur.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
@@ -248,6 +206,8 @@ def after_swap(cur, kept: Kept | None) -> list[str]:
                     kind, view, sql.SQL(" WITH ({})").format(options) if v.options else sql.SQL(""))
                     + sql.SQL(v.definition))
             except psycopg2.Error as e:
+                if is_transient(e):  # a lost connection: the publish is retried as a whole
+                    raise
                 raise KeepError(f"view {v.schema}.{v.name} cannot be recreated on the new {schema}.{name}: "
                                 f"{e.diag.message_primary}") from e
             cur.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(kind, view, sql.Identifier(v.owner)))

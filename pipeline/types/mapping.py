@@ -30,7 +30,7 @@ are refused.
 Nanosecond timestamps and times are refused, or, with ``[export] truncate_nanoseconds``,
 loaded with their microseconds (rounded down, as the digits are dropped).
 
-INT96 timestamps reach this module as timestamp[us] (see ``source._arrow_schema``).
+INT96 timestamps reach this module as timestamp[us] (see ``source.footers._arrow_schema``).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from ..errors import UnsupportedTypeError
-from ..model.naming import MAX_IDENTIFIER
 from . import nested
+
+MAX_IDENTIFIER = 63  # bytes in a PostgreSQL name (NAMEDATALEN - 1): a table's, a schema's, a column's
 
 
 class Kind(StrEnum):
@@ -136,11 +137,7 @@ def _map(t: pa.DataType, name: str, truncate_ns: bool) -> tuple[str, Kind]:
     raise UnsupportedTypeError(f"column {name!r} has type {t}, which has no exact PostgreSQL mapping yet")
 
 
-def is_float(column: Column) -> bool:
-    return column.is_float
-
-
 def csv_order(columns: list[Column]) -> list[int]:
     """The order of the columns in a CSV line: floats last, so the line without them - the part both
-    Spark and PostgreSQL print identically - is a prefix the checksum can reuse (see ``verify``)."""
-    return [i for i, c in enumerate(columns) if not is_float(c)] + [i for i, c in enumerate(columns) if is_float(c)]
+    Spark and PostgreSQL print identically - is a prefix the checksum can reuse (see ``verification.rowhash``)."""
+    return [i for i, c in enumerate(columns) if not c.is_float] + [i for i, c in enumerate(columns) if c.is_float]

@@ -4,7 +4,7 @@ The export writes a nested value as the very text ``jsonb::text`` prints for it 
 ordered as jsonb orders them (shorter first, then bytewise), ``", "`` and ``": "`` between
 items, strings escaped as PostgreSQL escapes them, numbers as plain decimals. So the
 loaded value prints back byte for byte as it was written, and the row checksum of
-``verify`` covers nested columns like any other.
+``verification`` covers nested columns like any other.
 
 Values inside follow PostgreSQL's ``to_jsonb``: integers and decimals are exact JSON
 numbers, floats their shortest round-trip decimal (NaN and ±Infinity, which JSON has no
@@ -48,7 +48,7 @@ def is_nested(t: pa.DataType) -> bool:
 
 def check(name: str, t: pa.DataType, leaf: Callable[[pa.DataType], object]) -> None:
     """Refuse a nested type holding something jsonb cannot hold exactly; ``leaf`` checks a scalar
-    type (``typemap``'s mapping, which raises for an unmappable one)."""
+    type (``mapping``'s, which raises for an unmappable one)."""
     if pa.types.is_dictionary(t):
         t = t.value_type
     if pa.types.is_struct(t):

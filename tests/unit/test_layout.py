@@ -58,6 +58,31 @@ def test_the_import_graph_has_no_cycle():
         visit(module)
 
 
+def test_the_sub_packages_import_each_other_without_a_cycle():
+    def room(module: str) -> str:  # pipeline.model.plan -> pipeline.model; pipeline.tasks stays itself
+        return ".".join(module.split(".")[:2])
+
+    graph: dict[str, set[str]] = {}
+    for module, targets in _imports().items():
+        if module != "pipeline":
+            graph.setdefault(room(module), set()).update(room(t) for t in targets if room(t) not in (room(module),
+                                                                                                    "pipeline"))
+    done, path = set(), []
+
+    def visit(node: str) -> None:
+        if node in path:
+            raise AssertionError("cycle between sub-packages: " + " -> ".join(path[path.index(node):] + [node]))
+        if node not in done:
+            path.append(node)
+            for target in sorted(graph.get(node, ())):
+                visit(target)
+            path.pop()
+            done.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+
+
 def test_lower_layers_never_import_higher_ones():
     below = {"pipeline.model": {"pipeline.postgres", "pipeline.engines", "pipeline.tasks", "pipeline.source"},
              "pipeline.types": {"pipeline.verification", "pipeline.engines", "pipeline.postgres", "pipeline.tasks"},

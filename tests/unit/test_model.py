@@ -45,13 +45,13 @@ def test_redact_hides_passwords(dsn):
 
 def test_a_load_id_is_stable_across_versions(tmp_path, monkeypatch):
     """Pinned: a load finished by an earlier version must keep its id, or a rerun would load it again."""
-    from pipeline.model.load import Load
+    from pipeline.model.load import Load, staging_name
 
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path))
     load = Load("product.product_master", "/data/minutes", 1_000_000, "0123456789abcdef0123456789abcdef")
     assert load.load_id == "96b508d7a5387629"
     assert load.folder == tmp_path / "product.product_master-ee018da6" / "96b508d7a5387629"
-    assert load.staging_name == "load_96b508d7a5387629"
+    assert staging_name(load.load_id) == "load_96b508d7a5387629"
     assert load.manifest_file == load.folder / "chunks" / "_manifest.json"
     assert load.copied_file("chunk-00003") == load.folder / "copied" / "chunk-00003.json"
 
