@@ -38,7 +38,7 @@ from ..source.listing import fingerprint, list_files
 from ..source.planning import make_plan
 from ..verification.postgres import table_stats
 from .bench_data import dataset
-from .bench_methods import SPARK_CSV_SERIAL, SPARK_JDBC, psql_copy, spark_script, timed
+from .bench_methods import SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
 
 PGJDBC = sorted(glob.glob(os.path.expanduser("~/.m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
                 + glob.glob("/usr/share/java/postgresql*.jar"))
@@ -90,10 +90,11 @@ class Bench:
         scratch.mkdir(parents=True)
         if method in ("copy-1", "copy-2"):
             names = ["all.csv"] if method == "copy-1" else ["half-1.csv", "half-2.csv"]
-            return (*timed([psql_copy(self.dsn, self.quoted(table), self.work / "csv" / n) for n in names]), table)
+            return (*timed([psql_copy(self.quoted(table), self.work / "csv" / n) for n in names],
+                           env=libpq_env(self.dsn)), table)
         if method == "spark-csv-serial":
-            return (*timed([spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), self.dsn, *table]]),
-                    table)
+            return (*timed([spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), *table]],
+                           env=libpq_env(self.dsn)), table)
         if method == "spark-jdbc":
             p = psycopg2.extensions.parse_dsn(self.dsn)
             url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"

@@ -52,10 +52,29 @@ def timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int]:
     return seconds, peak
 
 
-def psql_copy(dsn: str, table: str, path: Path) -> list[str]:
-    """psql's \\copy of ``path`` into ``table`` (quoted already); the path as a quoted literal."""
+# libpq's environment variables for the DSN parameters: the commands get the DSN this way, so no command line
+# (which every local user sees in ps) shows it, nor a password in it.
+LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER", "password": "PGPASSWORD",
+             "passfile": "PGPASSFILE", "options": "PGOPTIONS", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+             "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+
+
+def libpq_env(dsn: str) -> dict[str, str]:
+    """The environment that points libpq clients (psql, psycopg2.connect("")) at ``dsn``."""
+    import psycopg2.extensions
+
+    params = psycopg2.extensions.parse_dsn(dsn)
+    unknown = sorted(set(params) - set(LIBPQ_ENV))
+    if unknown:
+        raise ValueError(f"the benchmark cannot pass DSN parameter(s) {', '.join(unknown)} to its commands")
+    return {**os.environ, **{LIBPQ_ENV[key]: value for key, value in params.items()}}
+
+
+def psql_copy(table: str, path: Path) -> list[str]:
+    """psql's \\copy of ``path`` into ``table`` (quoted already); the path as a quoted literal. The database
+    comes from the environment (``libpq_env``)."""
     literal = "'" + str(path).replace("'", "''") + "'"
-    return ["psql", dsn, "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy {table} FROM {literal} WITH (FORMAT csv)"]
+    return ["psql", "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy {table} FROM {literal} WITH (FORMAT csv)"]
 
 
 def spark_script(body: str) -> list[str]:
@@ -66,11 +85,11 @@ SPARK_CSV_SERIAL = """
 from pyspark.sql import SparkSession
 import glob, psycopg2
 from psycopg2 import sql
-src, out, dsn, schema, name = sys.argv[1:6]
+src, out, schema, name = sys.argv[1:5]
 spark = SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false").getOrCreate()
 spark.read.parquet(src).write.mode("overwrite").csv(out)
 spark.stop()
-conn = psycopg2.connect(dsn)
+conn = psycopg2.connect("")  # the database from libpq's environment
 with conn.cursor() as cur:
     for part in sorted(glob.glob(out + "/part-*.csv")):
         with open(part) as f:
@@ -80,7 +99,7 @@ conn.commit()
 
 SPARK_JDBC = """
 from pyspark.sql import SparkSession
-src, jar, url, user, table = sys.argv[1:6]
+src, jar, url, user, table = sys.argv[1:6]  # the password in PGPASSWORD
 spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
          .config("spark.jars", jar).config("spark.sql.session.timeZone", "UTC").getOrCreate())
 (spark.read.parquet(src).write.mode("append")
