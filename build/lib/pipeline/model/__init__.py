@@ -1,2 +1,0 @@
-"""The values a load is made of: ``TableName``, ``Load`` (every path and name of a load), ``Chunk`` and its
-``Manifest``, ``Plan``. Nothing here talks to PostgreSQL or reads Parquet."""
