@@ -99,8 +99,9 @@ class Bench:
             p = psycopg2.extensions.parse_dsn(self.dsn)
             url = f"jdbc:postgresql://{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
             # JDBC reads no pgpass file: the password goes in the environment, never on the command line
-            password = p.get("password") or (read_secret(Path(p["passfile"])) if "passfile" in p else None)
-            env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
+            env = libpq_env(self.dsn)
+            if "PGPASSWORD" not in env and "passfile" in p:
+                env["PGPASSWORD"] = read_secret(Path(p["passfile"])) or ""
             return (*timed([spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
                                                          self.quoted(table)]], env=env), table)
         if method in ("pipeline", "pipeline-arrow"):

@@ -100,11 +100,8 @@ def with_retries(work: Callable[[psycopg2.extensions.connection], T], doing: str
     cfg = config.postgres()
     for attempt in range(cfg.retries + 1):
         try:
-            conn = connect()
-            try:
+            with connection() as conn:
                 return work(conn)
-            finally:
-                conn.close()
         except TransientDatabaseError as exc:
             if attempt == cfg.retries:
                 raise

@@ -22,7 +22,6 @@ import hashlib
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import DatabaseError
-from .passwords import read_secret, require_passwords, trusts_tcp, write_private, write_secret
+from .passwords import new_secret, read_secret, require_passwords, trusts_tcp, write_private, write_secret
 
 log = logging.getLogger(__name__)
 DATABASE = "pipeline"
@@ -130,11 +129,11 @@ def start(datadir: Path, port: int | None = None, durable: bool = True, passfile
         fcntl.flock(lock, fcntl.LOCK_EX)
         secret = read_secret(passfile)
         if not (datadir / "PG_VERSION").exists():
-            secret = secrets.token_urlsafe(24)
+            secret = new_secret()
             _initdb(datadir, secret)
             write_secret(passfile, secret)
-        running = _running_port(datadir)
-        if running and secret and not trusts_tcp(datadir):
+        running, trusting = _running_port(datadir), trusts_tcp(datadir)
+        if running and secret and not trusting:
             return dsn_for(running, passfile)
         if not running:
             running = port or _free_port(FIRST_PORT)
@@ -144,14 +143,14 @@ def start(datadir: Path, port: int | None = None, durable: bool = True, passfile
                 options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
             _run([_bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(datadir), "-l", str(datadir / "server.log"),
                   "-o", " ".join(options)], f"starting the server in {datadir} (see its server.log)")
-        if trusts_tcp(datadir):
+        if trusting:
             log.warning("the embedded PostgreSQL in %s let every local user connect over TCP without a password "
                         "(made by an earlier version); it now asks for the password in %s", datadir, passfile)
         elif secret is None:
             log.warning("the password file %s of the embedded PostgreSQL in %s is missing; a new password was "
                         "set", passfile, datadir)
-        if secret is None or trusts_tcp(datadir):
-            secret = secret or secrets.token_urlsafe(24)
+        if secret is None or trusting:
+            secret = secret or new_secret()
             require_passwords(datadir, secret, running)
             write_secret(passfile, secret)
         _create_database(running, passfile)

@@ -4,9 +4,15 @@ TCP connection (``pg_hba.conf``); a server that trusted TCP connections (earlier
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from ..errors import DatabaseError
+
+
+def new_secret() -> str:
+    """A new password: 32 random characters of [A-Za-z0-9_-] (never ':', pgpass's separator)."""
+    return secrets.token_urlsafe(24)
 
 
 def read_secret(passfile: Path) -> str | None:

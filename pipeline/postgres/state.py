@@ -35,8 +35,7 @@ def ensure_schema(conn) -> None:
     """Create the state schema and its tables where they are missing (idempotent, safe concurrently)."""
     schema = config.postgres().state_schema
     with transaction(conn, "creating the pipeline's state tables") as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("published").as_string(cur),))
-        if cur.fetchone()[0]:
+        if _exists(cur):
             return
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('parquet-pg-pipeline state'))")
         cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
