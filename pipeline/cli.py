@@ -54,13 +54,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED after {seconds:.1f} s: see the errors above; rerun to resume", file=sys.stderr)
         return 1
     after = _published_rows()
+    modes = {spec.table: spec.mode for spec in catalog.load_tables()}
     scheduler = "local scheduler" if local else "luigid"
     loaded = 0
     print(f"\nIngestAll finished in {seconds:.1f} s ({scheduler}, target {client.describe(client.target_dsn())})")
     for table, (load_id, rows) in after.items():
-        fresh = before.get(table) != (load_id, rows)
-        loaded += rows if fresh else 0
-        print(f"  {table:<40} {rows:>14,} rows  {'loaded now' if fresh else 'already up to date'}")
+        prior = before.get(table)
+        if prior == (load_id, rows):
+            print(f"  {table:<40} {rows:>14,} rows  already up to date")
+        elif modes[table] == "append" and prior:
+            loaded += rows - prior[1]
+            print(f"  {table:<40} {rows:>14,} rows  {rows - prior[1]:,} appended now")
+        else:
+            loaded += rows
+            print(f"  {table:<40} {rows:>14,} rows  loaded now")
     if loaded:
         print(f"  {loaded:,} rows in {seconds:.1f} s = {loaded / seconds:,.0f} rows/s")
     return 0

@@ -10,7 +10,9 @@ import datetime as dt
 import time
 from typing import NamedTuple
 
+from . import scheduling
 from .errors import PipelineError
+from .model.naming import TableName
 from .model.plan import Plan
 from .postgres import client, state
 from .source import catalog
@@ -30,16 +32,21 @@ class TableStatus(NamedTuple):
 
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     try:
-        load = catalog.current_load(spec.table, spec.source, spec.chunk_rows)
+        load = scheduling.next_load(spec.table, spec.source, spec.chunk_rows, spec.mode, write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
+    if load is None:  # append mode, no new file
+        load_id, rows = state.published_info(conn, TableName.parse(spec.table)) or ("-", 0)
+        return TableStatus(spec.table, load_id, "appended, up to date", 0, None, rows, rows, None, None)
     published = state.published_info(conn, load.target)
     chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
-    if published and published[0] == load.load_id:
+    if published and published[0] == load.load_id and not load.appends:
         return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
                            published[1], published[1], None, None)
     if not load.plan_file.exists():
         where = "source changed, not started" if published else "not started"
+        if load.appends:
+            where = "new files, not started"
         return TableStatus(spec.table, load.load_id, where, 0, None, 0, None, None, None)
     plan = Plan.from_json(load.plan_file.read_text())
     elapsed = time.time() - load.plan_file.stat().st_mtime

@@ -4,19 +4,20 @@ rows. ``tasks`` wires them into Luigi's graph."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import luigi
 
-from . import config, engines, faults
+from . import config, engines, faults, folders
 from .errors import ExportError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
@@ -33,14 +34,37 @@ def fmt(n: int) -> str:
     return f"{n:,}"
 
 
+@contextmanager
+def exporting(load: Load) -> Iterator[Path]:
+    """A fresh export folder, held by this process with a lock that the kernel releases when the process dies:
+    the folders that exports of the load left behind are removed, those of exports still running are not."""
+    for stale in load.export_folders():
+        with open(load.export_lock(stale), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process exports this load right now
+            shutil.rmtree(stale, ignore_errors=True)
+            load.export_lock(stale).unlink(missing_ok=True)
+    tmp = load.new_export_folder()
+    with open(load.export_lock(tmp), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # before the folder exists, so nobody sees it unlocked
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            load.export_lock(tmp).unlink(missing_ok=True)
+
+
 def export(load: Load, plan: Plan, report: Report, copiers: int) -> None:
     """Export every chunk into a fresh folder, renamed to the load's chunk set with its manifest when
     complete. With ``[export] copy_during_export`` each chunk is copied as soon as it is written, over
     ``copiers`` connections; a chunk not copied here is left to its own copy task."""
-    for stale in load.export_folders():
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = load.new_export_folder()
-    tmp.mkdir()
+    with exporting(load) as tmp:
+        _export_into(load, plan, report, copiers, tmp)
+
+
+def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path) -> None:
     started = time.monotonic()
     total = len(plan.chunks)
     exported: list[int] = []
@@ -103,11 +127,29 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     faults.point("copy.done")
 
 
+def forget_appended(load: Load) -> None:
+    """After an increment is published: remove its chunk set (its small records stay until the next publish), and
+    the folders, staging tables and ledger rows of the table's other increments holding a file now recorded -
+    published before, or superseded by this one (they can never be published) - unless a process still runs them
+    (``folders``)."""
+    _, recorded = client.with_retries(lambda conn: state.recorded_files(conn, load.target), "reading the record")
+    for folder in load.table_dir.iterdir():
+        listed = folder / load.increment_file.name
+        if folder == load.folder or not listed.exists():
+            continue
+        if {f["name"] for f in json.loads(listed.read_text())} & recorded.keys() and folders.remove(folder, folder):
+            client.with_retries(lambda conn, load_id=folder.name: state.drop_load(conn, load_id),
+                                f"removing load {folder.name}")
+    folders.remove(load.chunk_set, load.folder)
+
+
 def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict | None:
     """Measure the staging table and judge it against the source (``verdict``): the record
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
     def measure(conn) -> tuple[Stats, int, int] | None:
+        if load.appends and state.increment_published(conn, load.load_id, load.target):
+            return None
         published = state.published_info(conn, load.target)
         if published and published[0] == load.load_id:
             return None

@@ -3,28 +3,28 @@
     IngestAll -> IngestTable -> PublishTable -> VerifyRowCount -> CopyChunkToPostgres x N
                                                               \\-> ExportCsvChunks -> SparkReadParquet
 
-Every task of a load carries the same four parameters (table, source, chunk_rows and the
-source's fingerprint), so its id names *what* is loaded; where the state lives and how
-many workers run are settings, not parameters. Changing a source file changes the
-fingerprint, hence every task id, hence makes a new load.
+Every task of a load carries the same five parameters (table, source, chunk_rows, the fingerprint of
+its files and the mode), so its id names *what* is loaded; where the state lives and how many workers
+run are settings, not parameters. Changing a source file changes the fingerprint, hence every task id,
+hence makes a new load. In ``append`` mode a load is an increment: the files not yet in the table
+(``scheduling``); with none, ``IngestTable`` requires nothing and nothing runs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 
-from . import config, faults, logs, steps
+from . import config, faults, folders, logs, scheduling, steps
 from .errors import StateReset, explain
 from .model.chunk import Chunk, Manifest
-from .model.load import Load
+from .model.load import MODES, Load
 from .model.plan import Plan
-from .postgres import client, publish, state
+from .postgres import append, client, publish, state
 from .source import catalog
 from .source.planning import make_plan
 
@@ -36,7 +36,8 @@ _CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk 
 _SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
 _CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
 _FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
-
+_MODE = luigi.ChoiceParameter(choices=MODES, default="replace", description="replace: the table becomes the "
+                              "folder; append: the files not yet loaded are added to it")
 
 
 class _SetsUpTheRun:
@@ -56,6 +57,11 @@ class LoadTask(_SetsUpTheRun, luigi.Task):
     source = _SOURCE
     chunk_rows = _CHUNK_ROWS
     fingerprint = _FINGERPRINT
+    mode = _MODE
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        folders.hold(self.load.folder)  # a process that has scheduled the load uses its folder
 
     @property
     def load_params(self) -> dict:
@@ -63,7 +69,7 @@ class LoadTask(_SetsUpTheRun, luigi.Task):
 
     @cached_property
     def load(self) -> Load:
-        return Load(self.table, self.source, self.chunk_rows, self.fingerprint)
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode)
 
     @property
     def load_id(self) -> str:
@@ -92,11 +98,14 @@ class SparkReadParquet(LoadTask):
         return luigi.LocalTarget(self.load.plan_file)
 
     def run(self):
-        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows)
+        files = scheduling.increment_files(self.load) if self.load.appends else None
+        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files)
 
         def check(conn) -> None:
             state.ensure_schema(conn)
-            publish.check_can_publish(conn, self.load.target)
+            publish.check_can_publish(conn, self.load.target, self.load.appends)
+            if self.load.appends:
+                append.check_columns(conn, self.load.target, plan.columns, self.source)
 
         client.with_retries(check, f"checking rights on {self.table}")
         self.load.folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +130,7 @@ class ExportCsvChunks(LoadTask):
 
     def run(self):
         plan = Plan.from_json(Path(self.input().path).read_text())
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id),
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.appends),
                                f"checking load {self.load_id}"):
             log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
             self.load.forget_progress()
@@ -185,45 +194,56 @@ class PublishTable(LoadTask):
 
     def complete(self):
         with client.connection() as conn:
+            if self.load.appends:
+                return state.increment_published(conn, self.load_id, self.load.target)
             published = state.published_info(conn, self.load.target)
         return published is not None and published[0] == self.load_id
 
     def run(self):
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id),
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.appends),
                                f"checking load {self.load_id}"):
             # published, then killed before its chunk set was removed, and the table dropped since
-            shutil.rmtree(self.load.folder, ignore_errors=True)
+            folders.remove(self.load.folder, self.load.folder)
             raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
                              "was reset - run again to load it")
         plan = self.plan()
+        if self.load.appends:
+            total = client.with_retries(lambda conn: append.publish_increment(conn, plan), f"appending to {self.table}")
+            self.report(f"appended {steps.fmt(plan.total_rows)} rows from {len(plan.files)} files; the table holds "
+                        f"{steps.fmt(total)}", 100)
+            steps.forget_appended(self.load)
+            return
         client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
         self.report(f"published {steps.fmt(plan.total_rows)} rows", 100)
         for other in self.load.table_dir.iterdir():
             if other != self.load.folder:
-                shutil.rmtree(other, ignore_errors=True)
-        shutil.rmtree(self.load.chunk_set, ignore_errors=True)
+                folders.remove(other, other)
+        folders.remove(self.load.chunk_set, self.load.folder)
 
 
 class IngestTable(_SetsUpTheRun, luigi.WrapperTask):
-    """Load one folder of Parquet files into one table (replace semantics)."""
+    """Load one folder of Parquet files into one table: replace it, or append the files not yet in it."""
 
     table = luigi.Parameter(description="Target table, schema.table")
     source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "
                              "entry in config/")
     chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
                                     "[pipeline] chunk_rows")
+    mode = luigi.Parameter(default="", description="replace (the table becomes the folder) or append (add the "
+                           "files not yet loaded); default: config/ (without --source) or replace")
 
     @cached_property
-    def _publish(self) -> PublishTable:
-        return PublishTable(**catalog.current_load(self.table, self.source, self.chunk_rows)._asdict())
+    def _publish(self) -> PublishTable | None:
+        load = scheduling.next_load(self.table, self.source, self.chunk_rows, self.mode)
+        return None if load is None else PublishTable(**load._asdict())
 
     def requires(self):
-        return self._publish
+        return [] if self._publish is None else self._publish
 
 
 class IngestAll(_SetsUpTheRun, luigi.WrapperTask):
     """Load every table declared in config/."""
 
     def requires(self):
-        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows)
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode)
                 for s in catalog.load_tables()]

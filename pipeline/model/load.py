@@ -1,8 +1,10 @@
 """Where a load lives: its id, its folder in the state directory and its staging table. Nothing else
 builds these names.
 
-    <state_dir>/<table slug>/<load id>/plan.json
-                                      /chunks.tmp-<random>/       (an export in progress)
+    <state_dir>/<table slug>/<load id>/files.json             (an increment's files: append mode)
+                                      /plan.json
+                                      /chunks.tmp-<random>/       (an export in progress, and its
+                                      /.chunks.tmp-<random>.lock   lock, held while it runs)
                                       /chunks/_manifest.json, chunks/chunk-NNNNN/part-*
                                       /copied/chunk-NNNNN.json
                                       /verified.json
@@ -20,6 +22,7 @@ from typing import NamedTuple
 from .. import config
 from .naming import TableName
 
+MODES = ("replace", "append")
 MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk sets must not be reused
 MANIFEST = "_manifest.json"
 _EXPORTING = "chunks.tmp-"
@@ -31,15 +34,25 @@ def staging_name(load_id: str) -> str:
 
 
 class Load(NamedTuple):
+    """One load: the whole source folder (``replace``), or the files not yet in the table (``append``: an
+    increment, its files listed in ``increment_file``). ``fingerprint`` is the digest of its files."""
+
     table: str
     source: str
     chunk_rows: int
     fingerprint: str
+    mode: str = "replace"
 
     @property
     def load_id(self) -> str:
-        key = "\0".join([MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint])
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
+        parts = [MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint]
+        if self.mode != "replace":  # a replace load keeps the id it had before there were modes
+            parts.append(self.mode)
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def appends(self) -> bool:
+        return self.mode == "append"
 
     @property
     def target(self) -> TableName:
@@ -52,6 +65,10 @@ class Load(NamedTuple):
     @property
     def folder(self) -> Path:
         return self.table_dir / self.load_id
+
+    @property
+    def increment_file(self) -> Path:
+        return self.folder / "files.json"
 
     @property
     def plan_file(self) -> Path:
@@ -72,6 +89,11 @@ class Load(NamedTuple):
     def export_folders(self) -> list[Path]:
         """The folders of exports in progress (or left by a killed one)."""
         return sorted(self.folder.glob(f"{_EXPORTING}*"))
+
+    @staticmethod
+    def export_lock(export_folder: Path) -> Path:
+        """The file whose lock the exporting process holds (``steps.exporting``)."""
+        return export_folder.with_name(f".{export_folder.name}.lock")
 
     @property
     def copied_folder(self) -> Path:

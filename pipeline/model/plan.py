@@ -14,6 +14,7 @@ class SourceFile:
     name: str
     size: int
     mtime_ns: int
+    digest: str = ""  # of the footer (``source.footers.footer_digest``), once planning has read it
 
 
 @dataclass(frozen=True)

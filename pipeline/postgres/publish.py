@@ -14,20 +14,26 @@ from ..model.naming import TableName
 from ..model.plan import Plan
 from . import keep
 from .client import transaction
-from .state import published_row, staging_table, state
+from .state import published_row, record_files, staging_table, state
 
 log = logging.getLogger(__name__)
 
 
-def check_can_publish(conn, table: TableName) -> None:
-    """Fail early, before any export, when the connecting role could not publish the table."""
+def check_can_publish(conn, table: TableName, appends: bool = False) -> None:
+    """Fail early, before any export, when the connecting role could not publish the table (``appends``:
+    insert into it, once it exists)."""
     with transaction(conn, f"checking rights on {table}") as cur:
         cur.execute("""
             SELECT current_user, has_database_privilege(current_database(), 'CREATE'),
                    (SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = %s),
-                   (SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s))""",
-                    (table.schema, table.identifier().as_string(conn)))
-        user, can_create_schema, can_create_table, owns_table = cur.fetchone()
+                   (SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)),
+                   (SELECT has_table_privilege(oid, 'INSERT') FROM pg_class WHERE oid = to_regclass(%s))""",
+                    (table.schema, *[table.identifier().as_string(conn)] * 2))
+        user, can_create_schema, can_create_table, owns_table, can_insert = cur.fetchone()
+    if appends and can_insert is not None:
+        if not can_insert:
+            raise DatabaseError(f"role {user} may not insert into {table}, so it cannot append to it")
+        return
     if can_create_table is None and not can_create_schema:
         raise DatabaseError(f"role {user} may not create schema {table.schema!r} for {table}")
     if can_create_table is False:
@@ -35,6 +41,16 @@ def check_can_publish(conn, table: TableName) -> None:
                             f"{table}; grant CREATE on that schema or load into another one")
     if owns_table is False:
         raise DatabaseError(f"role {user} does not own {table}, so it cannot replace it")
+
+
+def move_into_place(cur, plan: Plan, target: TableName) -> None:
+    """Make the load's staging table the target (which must not exist)."""
+    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+    cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+        staging_table(plan.load_id), sql.Identifier(target.schema)))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+        sql.Identifier(target.schema, staging_name(plan.load_id)), sql.Identifier(target.name)))
+    cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
 
 
 def publish(conn, plan: Plan) -> None:
@@ -46,19 +62,15 @@ def publish(conn, plan: Plan) -> None:
         if published and published[0] == plan.load_id:
             log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
             return
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
         # What users built on the old table (indexes, constraints, comments, grants, views) is kept: indexes
         # are built on the staging table first, so the old table is locked only for the swap itself.
         kept = keep.capture(cur, target)
         lost = keep.restore(cur, kept, (config.postgres().state_schema, staging_name(plan.load_id)))
         keep.drop_dependents(cur, kept)
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
-        cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-            staging_table(plan.load_id), sql.Identifier(target.schema)))
-        cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-            sql.Identifier(target.schema, staging_name(plan.load_id)), sql.Identifier(target.name)))
-        cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
+        move_into_place(cur, plan, target)
         lost += keep.after_swap(cur, kept)
+        record_files(cur, target, plan, replace=True)
         cur.execute(sql.SQL("""
             INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
             ON CONFLICT (target_schema, target_table)

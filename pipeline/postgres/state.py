@@ -6,6 +6,8 @@
                    chunk's COPY - a chunk is in the staging table exactly when its ledger
                    row is, and the primary key makes a second copy of it impossible;
 * ``published``    which load each target table currently holds;
+* ``published_files`` per target table, every source file its rows came from (name, size, mtime, footer
+                   digest), written in the publish's transaction: what an ``append`` load leaves out;
 * ``load_<id>``    a load's staging table (``model.load.staging_name``), renamed into place when the
                    load is published.
 
@@ -13,6 +15,8 @@ Writers call ``ensure_schema`` first; readers find no state before the first loa
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from psycopg2 import sql
 
@@ -35,7 +39,7 @@ def ensure_schema(conn) -> None:
     """Create the state schema and its tables where they are missing (idempotent, safe concurrently)."""
     schema = config.postgres().state_schema
     with transaction(conn, "creating the pipeline's state tables") as cur:
-        if _exists(cur):
+        if _exists(cur, "published_files"):  # the newest of the tables: older states get what they lack
             return
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('parquet-pg-pipeline state'))")
         cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
@@ -64,13 +68,59 @@ def ensure_schema(conn) -> None:
                 rows bigint NOT NULL,
                 published_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (target_schema, target_table));
-            """).format(loads=state("loads"), ledger=state("chunk_ledger"), published=state("published")))
+            CREATE TABLE IF NOT EXISTS {files} (
+                target_schema text NOT NULL,
+                target_table text NOT NULL,
+                name text NOT NULL,
+                size bigint NOT NULL,
+                mtime_ns bigint NOT NULL,
+                digest text NOT NULL,
+                rows bigint NOT NULL,
+                load_id text NOT NULL,
+                published_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (target_schema, target_table, name));
+            """).format(loads=state("loads"), ledger=state("chunk_ledger"), published=state("published"),
+                        files=state("published_files")))
 
 
-def _exists(cur) -> bool:
-    """Whether the state tables exist (a reader before the first load finds none)."""
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("published").as_string(cur),))
+def _exists(cur, table: str = "published") -> bool:
+    """Whether the state table exists (a reader before the first load finds none)."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state(table).as_string(cur),))
     return cur.fetchone()[0]
+
+
+class Recorded(NamedTuple):
+    """A source file as the record of published files holds it."""
+
+    size: int
+    mtime_ns: int
+    digest: str
+    load_id: str
+
+
+def recorded_files(conn, table: TableName) -> tuple[bool, dict[str, Recorded]]:
+    """(whether ``table`` holds a published load, the source files recorded for it by name)."""
+    with transaction(conn, f"reading the files published into {table}") as cur:
+        if not _exists(cur, "published_files"):
+            return (_exists(cur) and published_row(cur, table) is not None), {}
+        held = published_row(cur, table) is not None
+        cur.execute(sql.SQL("""SELECT name, size, mtime_ns, digest, load_id FROM {}
+                               WHERE target_schema = %s AND target_table = %s""").format(state("published_files")),
+                    tuple(table))
+        return held, {name: Recorded(*rest) for name, *rest in cur.fetchall()}
+
+
+def record_files(cur, table: TableName, plan, replace: bool) -> None:
+    """Record the plan's files as published into ``table`` (``replace``: instead of those recorded)."""
+    if replace:
+        cur.execute(sql.SQL("DELETE FROM {} WHERE target_schema = %s AND target_table = %s").format(
+            state("published_files")), tuple(table))
+    cur.execute(sql.SQL("""
+        INSERT INTO {} (target_schema, target_table, name, size, mtime_ns, digest, rows, load_id)
+        SELECT %s, %s, f.* , %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+            AS f(name, size, mtime_ns, digest, rows)""").format(state("published_files")),
+                (*table, plan.load_id, [f.name for f in plan.files], [f.size for f in plan.files],
+                 [f.mtime_ns for f in plan.files], [f.digest for f in plan.files], plan.file_rows))
 
 
 def chunk_in_ledger(conn, chunk: Chunk) -> bool:
@@ -106,18 +156,48 @@ def published_info(conn, table: TableName) -> tuple[str, int] | None:
         return published_row(cur, table) if _exists(cur) else None
 
 
-def forget_vanished_load(conn, load_id: str) -> bool:
-    """If this load was published but its table has since been dropped, forget the load (its
-    ledger rows and records) so that it runs again from the start; True when it did."""
-    with transaction(conn, f"checking load {load_id}") as cur:
-        if not _exists(cur):
+def increment_published(conn, load_id: str, table: TableName) -> bool:
+    """Whether the increment ``load_id`` is in ``table``: the table is there and its files are recorded."""
+    with transaction(conn, f"reading whether load {load_id} is in {table}") as cur:
+        if not _exists(cur, "published_files"):
             return False
-        cur.execute(sql.SQL("""SELECT 1 FROM {} l WHERE load_id = %s AND published_at IS NOT NULL AND NOT EXISTS
-                                 (SELECT 1 FROM {} p WHERE p.load_id = l.load_id
-                                  AND to_regclass(format('%%I.%%I', p.target_schema, p.target_table)) IS NOT NULL)
-                            """).format(state("loads"), state("published")), (load_id,))
+        cur.execute(sql.SQL("""SELECT 1 FROM {} WHERE load_id = %s AND target_schema = %s AND target_table = %s
+                               AND to_regclass(%s) IS NOT NULL LIMIT 1""").format(state("published_files")),
+                    (load_id, *table, table.identifier().as_string(cur)))
+        return cur.fetchone() is not None
+
+
+def forget_vanished_load(conn, load_id: str, appends: bool = False) -> bool:
+    """If this load was published but its rows are no longer there - the table it swapped in was dropped or
+    replaced; for an increment (``appends``), the table was dropped or its files are no longer recorded -
+    forget the load (its ledger rows and records) so that it runs again from the start; True when it did."""
+    ensure_schema(conn)
+    held = sql.SQL("""EXISTS (SELECT 1 FROM {} p WHERE p.load_id = l.load_id
+                              AND to_regclass(format('%%I.%%I', p.target_schema, p.target_table)) IS NOT NULL)
+                   """).format(state("published"))
+    if appends:
+        held = sql.SQL("""(to_regclass(format('%%I.%%I', l.target_schema, l.target_table)) IS NOT NULL
+                           AND EXISTS (SELECT 1 FROM {} f WHERE f.load_id = l.load_id))""").format(
+            state("published_files"))
+    with transaction(conn, f"checking load {load_id}") as cur:
+        cur.execute(sql.SQL("SELECT 1 FROM {} l WHERE load_id = %s AND published_at IS NOT NULL AND NOT {}").format(
+            state("loads"), held), (load_id,))
         if cur.fetchone() is None:
             return False
         for name in ("chunk_ledger", "published", "loads"):
             cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state(name)), (load_id,))
     return True
+
+
+def drop_load(conn, load_id: str) -> None:
+    """Drop a load's staging table and forget its ledger and ``loads`` rows (an increment superseded by another,
+    or one published whose folder a kill left behind); the files it recorded stay recorded."""
+    with transaction(conn, f"removing load {load_id}") as cur:
+        discard_load(cur, load_id)
+
+
+def discard_load(cur, load_id: str) -> None:
+    """``drop_load`` inside the caller's transaction."""
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_table(load_id)))
+    for name in ("chunk_ledger", "loads"):
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state(name)), (load_id,))

@@ -4,6 +4,7 @@
     table = "product.product_master"   # target, schema.table (quote parts as in SQL)
     source = "data_sample"             # folder of Parquet files, relative to the working directory
     chunk_rows = 500000                # optional; default [pipeline] chunk_rows
+    mode = "append"                    # optional: replace (default) or append
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ from typing import NamedTuple
 
 from .. import config
 from ..errors import ConfigError
-from ..model.load import Load
+from ..model.load import MODES, Load
 from ..model.naming import TableName
 from .listing import fingerprint, list_files
 
-_KEYS = {"table": str, "source": str, "chunk_rows": int}
+_KEYS = {"table": str, "source": str, "chunk_rows": int, "mode": str}
 
 
 class TableSpec(NamedTuple):
     table: str
     source: str
     chunk_rows: int
+    mode: str = "replace"
+
+
+def check_mode(mode: str, where: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"{where}: unknown mode {mode!r}; choose {' or '.join(MODES)}")
+    return mode
 
 
 def load_tables(config_dir: str | None = None) -> list[TableSpec]:
@@ -77,18 +85,25 @@ def _read(path: Path) -> list[TableSpec]:
         chunk_rows = entry.get("chunk_rows", config.pipeline().chunk_rows)
         if chunk_rows < 1:
             raise ConfigError(f"{where}: 'chunk_rows' must be positive")
-        specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows))
+        mode = check_mode(entry.get("mode", "replace"), where)
+        specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows, mode))
     return specs
 
 
+def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "") -> TableSpec:
+    """The table's load settings: those given; for the rest, its entry in config/ when no folder is given,
+    else the defaults. The folder is made absolute."""
+    table = str(TableName.parse(table))
+    spec = find(table) if not folder else None
+    folder = folder or spec.source
+    chunk_rows = chunk_rows or (spec.chunk_rows if spec else 0) or config.pipeline().chunk_rows
+    mode = check_mode(mode or (spec.mode if spec else "replace"), "--mode")
+    return TableSpec(table, os.path.abspath(folder), chunk_rows, mode)
+
+
 def current_load(table: str, folder: str = "", chunk_rows: int = 0) -> Load:
-    """The load that would bring ``table`` up to date with its source folder as it is now.
+    """The replace load that would bring ``table`` up to date with its source folder as it is now.
 
     Without a folder, the table's entry in config/ gives it (and its chunk size)."""
-    table = str(TableName.parse(table))
-    if not folder:
-        spec = find(table)
-        folder, chunk_rows = spec.source, chunk_rows or spec.chunk_rows
-    folder = os.path.abspath(folder)
-    files = list_files(folder)
-    return Load(table, folder, chunk_rows or config.pipeline().chunk_rows, fingerprint(files))
+    spec = resolve(table, folder, chunk_rows, "replace")
+    return Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)))

@@ -4,6 +4,7 @@ for tens of thousands of files."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -26,6 +27,29 @@ class Footer(NamedTuple):
     schema: pa.Schema
     repeated_leaves: list[int]  # Parquet's leaf columns inside a list or map, numbered depth first
     leaf_entries: list[int]  # the level entries the row groups count for each of them
+    digest: str  # of the footer's bytes: what the record of published files compares (``footer_digest``)
+
+
+MAGIC = b"PAR1"
+
+
+def _tail(f) -> tuple[bytes, str]:
+    """(the file's last 8 bytes - the footer's length and the magic -, a digest of its footer)."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(max(0, size - 8))
+    tail = f.read(8)
+    length = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
+    f.seek(max(0, size - 8 - length))
+    return tail, hashlib.sha256(f.read(length + 8)).hexdigest()[:32]
+
+
+def footer_digest(path: Path) -> str | None:
+    """A digest of the file's footer (its schema, row groups, offsets and statistics): a rewritten file has
+    another one, a file copied or touched the same one. None while the file is incomplete: Parquet writers
+    write the footer and its closing magic bytes last, so a file still being written has neither."""
+    with open(path, "rb") as f:
+        tail, digest = _tail(f)
+    return digest if tail[4:] == MAGIC else None
 
 
 def _counts(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int], list[int]]:
@@ -62,8 +86,7 @@ def _counts(path: Path, meta: pq.FileMetaData) -> tuple[int, list[int], list[int
 def read_footer(path: Path) -> Footer:
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 8))
-            tail = f.read(8)  # the footer's length and the magic bytes
+            tail, digest = _tail(f)
         if tail[4:] == b"PARE":
             raise SourceError(f"file {str(path)!r} is encrypted (Parquet modular encryption, encrypted footer); "
                               "the pipeline reads only unencrypted Parquet - decrypt it first")
@@ -72,7 +95,7 @@ def read_footer(path: Path) -> Footer:
             raise SourceError(f"file {str(path)!r} has encrypted columns (Parquet modular encryption, signed "
                               "plaintext footer); the pipeline reads only unencrypted Parquet - decrypt it first")
         rows, leaves, entries = _counts(path, meta)
-        return Footer(rows, _arrow_schema(meta.schema), leaves, entries)
+        return Footer(rows, _arrow_schema(meta.schema), leaves, entries, digest)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).split("\n", 1)[0]
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc

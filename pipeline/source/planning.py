@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 
 from .. import config
 from ..errors import SourceError
-from ..model.plan import Plan
+from ..model.plan import Plan, SourceFile
 from ..types.mapping import pg_column
 from .footers import read_footer
+from .increment import stat_files
 from .listing import fingerprint, list_files
 
 
@@ -19,9 +21,11 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
     return [(f.name, str(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)) for f in schema]
 
 
-def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int) -> Plan:
-    """Read every footer, check the schemas agree and map them, and pack files into chunks."""
-    files = list_files(source)
+def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
+              files: list[SourceFile] | None = None) -> Plan:
+    """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
+    folder's, or the given ones (an increment's), as long as they are still those the fingerprint names."""
+    files = list_files(source) if files is None else stat_files(source, files)
     if fingerprint(files) != expected_fingerprint:
         raise SourceError(f"source folder {source!r} changed after this load was scheduled; run it again")
     root = Path(source)
@@ -39,6 +43,7 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
+    files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
                 footers[0].repeated_leaves, [footer.leaf_entries for footer in footers])

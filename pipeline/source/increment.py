@@ -1,0 +1,53 @@
+"""What an ``append`` load takes: the files of the folder not yet recorded as published, and the recorded
+ones that were rewritten or removed since. Reads one ``stat`` per file (the listing) and the footer of new
+files and of recorded files whose size or mtime changed - never the footers of the files already loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from ..model.plan import SourceFile
+from .footers import footer_digest
+
+
+class Recorded(Protocol):
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+class Pending(NamedTuple):
+    new: list[SourceFile]
+    rewritten: list[str]
+    removed: list[str]
+    incomplete: list[str]  # new files still being written: no footer yet
+
+
+def pending(folder: str, files: list[SourceFile], recorded: dict[str, Recorded]) -> Pending:
+    """Sort the folder's ``files`` against the ``recorded`` ones (by name)."""
+    root = Path(folder)
+    new, rewritten, incomplete = [], [], []
+    for f in files:
+        known = recorded.get(f.name)
+        if known is None:
+            (new if footer_digest(root / f.name) is not None else incomplete).append(f)
+        elif (known.size, known.mtime_ns) != (f.size, f.mtime_ns):
+            # touched or copied with its content unchanged: the same size and footer
+            if known.size != f.size or footer_digest(root / f.name) != known.digest:
+                rewritten.append(f.name)
+    names = {f.name for f in files}
+    return Pending(new, rewritten, sorted(set(recorded) - names), [f.name for f in incomplete])
+
+
+def stat_files(folder: str, files: list[SourceFile]) -> list[SourceFile]:
+    """The listed ``files`` as they are now (another size or mtime if they changed); a vanished one is left out."""
+    root = Path(folder)
+    found = []
+    for f in files:
+        try:
+            st = (root / f.name).stat()
+        except FileNotFoundError:
+            continue
+        found.append(SourceFile(f.name, st.st_size, st.st_mtime_ns))
+    return found
