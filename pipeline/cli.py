@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                            "options go to Luigi (e.g. --export-engine arrow, --spark-master URL)")
     p_run.add_argument("--workers", type=int, default=2, help="Luigi workers (parallel chunk copies)")
     p_run.add_argument("--local-scheduler", action="store_true", help="do not use a running luigid")
-    sub.add_parser("status", help="where each configured table's load stands (chunks, rows, elapsed, ETA)")
+    p_status = sub.add_parser("status", help="where each configured table's load stands (chunks, rows, elapsed, "
+                              "ETA)")
+    p_status.add_argument("--pending", action="store_true", help="also the files a run would take: new, "
+                          "rewritten, removed, still being written (loads nothing)")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -89,15 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup()
     config.private_state_dir()
     if args.command == "status":
-        return show_status()
+        return show_status(args.pending)
     return run(args)
 
 
-def show_status() -> int:
-    from .status import render, status
+def show_status(pending: bool = False) -> int:
+    from .status import render, render_pending, status
 
     try:
         print(render(status()))
+        if pending:
+            print()
+            print(render_pending())
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -58,6 +58,11 @@ class export(luigi.Config):  # noqa: N801
         description="Who writes the CSV chunks: spark (the default; local or a cluster) or arrow "
         "(pyarrow in-process, no JVM: for loads one machine handles).",
     )
+    spark_min_rows = luigi.IntParameter(
+        default=100_000,
+        description="An append increment of fewer rows is exported in-process with pyarrow even when engine = "
+        "spark: starting a JVM costs more than such an export. 0: always Spark.",
+    )
     parallel_jobs = luigi.IntParameter(default=2, description="Chunks exported at the same time.")
     truncate_nanoseconds = luigi.BoolParameter(
         default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,

@@ -10,9 +10,11 @@ import json
 import logging
 import os
 from dataclasses import asdict
+from pathlib import Path
 
+from . import folders
 from .errors import SourceError
-from .model.load import Load
+from .model.load import INCREMENT, Load
 from .model.plan import SourceFile
 from .postgres import client, state
 from .source import catalog, increment
@@ -21,8 +23,9 @@ from .source.listing import fingerprint, list_files
 log = logging.getLogger(__name__)
 
 
-def pending(spec: catalog.TableSpec) -> increment.Pending:
-    """The folder's files sorted against those recorded for the table (all new if it holds no load)."""
+def pending(spec: catalog.TableSpec) -> tuple[increment.Pending, dict[str, state.Recorded]]:
+    """The folder's files sorted against those recorded for the table (all new if it holds no load), and those
+    recorded."""
     files = list_files(spec.source)
     target = Load(spec.table, spec.source, spec.chunk_rows, "").target
     with client.connection() as conn:
@@ -30,7 +33,8 @@ def pending(spec: catalog.TableSpec) -> increment.Pending:
     if held and not recorded:
         raise SourceError(f"{spec.table} was published before the pipeline recorded the files it loads; load it "
                           "once with --mode replace, then append")
-    return increment.pending(spec.source, files, recorded if held else {})
+    recorded = recorded if held else {}
+    return increment.pending(spec.source, files, recorded), recorded
 
 
 def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
@@ -49,7 +53,7 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
     spec = catalog.resolve(table, source, chunk_rows, mode)
     if spec.mode == "replace":
         return Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)))
-    found = pending(spec)
+    found, recorded = pending(spec)
     problem = refusal(spec, found)
     if problem:
         raise SourceError(problem)
@@ -59,6 +63,7 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
     if not found.new:
         if write:
             log.info("%s: no new file in %r; nothing to append", spec.table, spec.source)
+            tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
         return None
     load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(found.new), "append")
     if write and not load.increment_file.exists():
@@ -72,3 +77,18 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
 def increment_files(load: Load) -> list[SourceFile]:
     """The files of a scheduled increment, as they were listed when it was scheduled."""
     return [SourceFile(**f) for f in json.loads(load.increment_file.read_text())]
+
+
+def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
+    """Remove the folders, staging tables and ledger rows of a table's increments (but ``keep``) that hold a file
+    now recorded - published (a kill left their folder) or superseded by another increment (they can never be
+    published) - unless a process still runs them (``folders``)."""
+    if not table_dir.is_dir():
+        return
+    for folder in table_dir.iterdir():
+        listed = folder / INCREMENT
+        if folder == keep or not listed.exists():
+            continue
+        if {f["name"] for f in json.loads(listed.read_text())} & recorded.keys() and folders.remove(folder, folder):
+            client.with_retries(lambda conn, load_id=folder.name: state.drop_load(conn, load_id),
+                                f"removing load {folder.name}")

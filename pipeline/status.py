@@ -75,8 +75,27 @@ def _of(done: int, total: int | None) -> str:
 
 def render(rows: list[TableStatus]) -> str:
     header = ("table", "load", "state", "chunks", "rows", "elapsed", "eta")
-    lines = [(s.table, s.load_id, s.state, _of(s.chunks_done, s.chunks_total), _of(s.rows_loaded, s.rows_expected),
-              _seconds(s.elapsed_s), _seconds(s.eta_s)) for s in rows]
+    return _columns(header, [(s.table, s.load_id, s.state, _of(s.chunks_done, s.chunks_total),
+                              _of(s.rows_loaded, s.rows_expected), _seconds(s.elapsed_s), _seconds(s.eta_s))
+                             for s in rows])
+
+
+def render_pending() -> str:
+    """Per configured table, the folder's files against those recorded as published into it."""
+    header = ("table", "mode", "recorded", "new", "rewritten", "removed", "being written")
+    lines = []
+    for spec in catalog.load_tables():
+        try:
+            found, recorded = scheduling.pending(catalog.resolve(spec.table, spec.source, spec.chunk_rows, spec.mode))
+        except PipelineError as exc:
+            lines.append((spec.table, spec.mode, f"cannot tell: {exc}", "", "", "", ""))
+            continue
+        lines.append((spec.table, spec.mode, f"{len(recorded):,}", f"{len(found.new):,}", f"{len(found.rewritten):,}",
+                      f"{len(found.removed):,}", f"{len(found.incomplete):,}"))
+    return _columns(header, lines)
+
+
+def _columns(header: tuple, lines: list[tuple]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
                      for r in [header, *lines])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import luigi
 
-from . import config, engines, faults, folders
+from . import config, engines, faults, folders, scheduling
 from .errors import ExportError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
@@ -96,7 +96,7 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
                 copies.submit(copy_now, index)
 
         stats = engines.export_chunks(plan, tmp, exported_chunk)
-    Manifest(plan.load_id, engines.engine().CHECKSUM, [plan.chunk_rows(i) for i in range(total)], stats).write(tmp)
+    Manifest(plan.load_id, engines.engine(plan).CHECKSUM, [plan.chunk_rows(i) for i in range(total)], stats).write(tmp)
     try:
         os.rename(tmp, load.chunk_set)
     except OSError:  # another process published the same (deterministic) chunk set first: keep it
@@ -129,17 +129,9 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
 
 def forget_appended(load: Load) -> None:
     """After an increment is published: remove its chunk set (its small records stay until the next publish), and
-    the folders, staging tables and ledger rows of the table's other increments holding a file now recorded -
-    published before, or superseded by this one (they can never be published) - unless a process still runs them
-    (``folders``)."""
+    the table's increments it superseded (``scheduling.tidy``)."""
     _, recorded = client.with_retries(lambda conn: state.recorded_files(conn, load.target), "reading the record")
-    for folder in load.table_dir.iterdir():
-        listed = folder / load.increment_file.name
-        if folder == load.folder or not listed.exists():
-            continue
-        if {f["name"] for f in json.loads(listed.read_text())} & recorded.keys() and folders.remove(folder, folder):
-            client.with_retries(lambda conn, load_id=folder.name: state.drop_load(conn, load_id),
-                                f"removing load {folder.name}")
+    scheduling.tidy(load.table_dir, recorded, keep=load.folder)
     folders.remove(load.chunk_set, load.folder)
 
 

@@ -99,7 +99,7 @@ class SparkReadParquet(LoadTask):
 
     def run(self):
         files = scheduling.increment_files(self.load) if self.load.appends else None
-        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files)
+        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files, self.mode)
 
         def check(conn) -> None:
             state.ensure_schema(conn)

@@ -5,6 +5,7 @@ written waits, and a kill at any instant of an append, then a rerun, leaves ever
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 
@@ -26,14 +27,18 @@ def recorded(dsn: str) -> list[tuple]:
 def assert_holds(dsn: str, source, files: int) -> None:
     assert_table_matches(dsn, "inc", "t", source)
     assert recorded(dsn) == [(f"part {i:03d}.parquet", ROWS) for i in range(files)]
-    assert query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'load\\_%'") == []
+    staging = "SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'load\\_%'"
+    assert query(dsn, staging) == []
 
 
 def append(env, source, *extra, **kw):
     return ingest(env, source, "inc.t", 2 * ROWS, *APPEND, *extra, **kw)
 
 
-@pytest.mark.parametrize("engine", [ARROW, ("--export-engine", "spark")], ids=["arrow", "spark"])
+SPARK = ("--export-engine", "spark", "--export-spark-min-rows", "0")  # Spark even for small increments
+
+
+@pytest.mark.parametrize("engine", [ARROW, SPARK], ids=["arrow", "spark"])
 def test_a_run_appends_only_the_new_files_and_a_run_without_any_does_nothing(env, tmp_path, state_dir, engine):
     dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
     write_awkward(source, files=4, rows_per_file=ROWS)
@@ -47,8 +52,17 @@ def test_a_run_appends_only_the_new_files_and_a_run_without_any_does_nothing(env
     idle = ok(append(env, source, *engine))
     assert "no new file" in idle and "SparkReadParquet" not in idle and "ExportCsvChunks" not in idle
     assert_holds(dsn, source, 6)
-    assert len(list(state_dir.glob("*/*"))) == 1  # the last increment's records, until the next one is published
-    assert not list(state_dir.glob("*/*/chunks*"))
+    assert list(state_dir.glob("*/*")) == []  # a run finding nothing new removes the records of published ones
+
+
+def test_an_increment_below_spark_min_rows_is_exported_without_starting_spark(env, tmp_path):
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    write_awkward(source, files=2, rows_per_file=ROWS)
+    ok(append(env, source, *SPARK))
+    write_awkward(source, files=1, rows_per_file=ROWS, first=2)
+    out = ok(append(env, source, "--export-engine", "spark", "--export-spark-min-rows", str(ROWS + 1)))
+    assert "Starting Spark" not in out and "1 files · 300 rows" in out
+    assert_holds(dsn, source, 3)
 
 
 def test_replace_and_append_take_turns(env, tmp_path):
@@ -165,3 +179,28 @@ def test_two_appends_at_once_load_each_file_once(env, tmp_path):
                 assert "another run appended" in out and "Traceback" not in out, out
         ok(append(env, source, *ARROW))
         assert_holds(dsn, source, first + files)
+
+
+def test_the_quick_start_appends_the_minutes_make_sample_adds(env, tmp_path):
+    """README: `make run`, `make sample MINUTES=7`, `make run` loads only the two new minute files."""
+    from pipeline.devtools import sample
+
+    source, config = tmp_path / "data_sample", tmp_path / "config"
+    shutil.copytree(REPO / "data_sample", source)
+    config.mkdir()
+    (config / "tables.toml").write_text((REPO / "config" / "tables.toml").read_text().replace(
+        'source = "data_sample"', f'source = "{source}"'))
+    assert 'mode = "append"' in (config / "tables.toml").read_text()
+
+    def run() -> str:
+        result = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pipeline", "run", "--local-scheduler",
+                                 "--export-engine", "arrow", "--pipeline-config-dir", str(config)],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    assert "9,570 rows  loaded now" in run()
+    sample.generate(source, minutes=7)
+    assert "13,398 rows  3,828 appended now" in run()
+    assert_table_matches(env["PIPELINE_PG_DSN"], "product", "product_master", source)
+    assert "already up to date" in run()

@@ -2,7 +2,8 @@
 
 `make test` runs a quick form; `make chaos` runs PIPELINE_CHAOS_KILLS=25. The seed and the
 schedule are printed (PIPELINE_CHAOS_SEED replays one). PIPELINE_CHAOS_ENGINE picks the export
-engine (default spark).
+engine (default spark), PIPELINE_CHAOS_MODES the write modes (default both: replace, then append -
+where every new file makes an increment of its own, and a killed one is taken over by the next).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, write_awkward
 
 from pipeline.model.load import Load
@@ -22,12 +24,28 @@ from pipeline.source.listing import fingerprint, list_files
 KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
 ENGINE = os.environ.get("PIPELINE_CHAOS_ENGINE", "spark")
+MODES = os.environ.get("PIPELINE_CHAOS_MODES", "replace,append").split(",")
 FILES, ROWS = 8, 2000
 PHASES = ["plan", "export", "copy", "verify", "publish"]
 
 
+def recorded(dsn: str) -> set[str]:
+    exists = query(dsn, "SELECT to_regclass('pipeline.published_files') IS NOT NULL")[0][0]
+    return {name for (name,) in query(dsn, "SELECT name FROM pipeline.published_files")} if exists else set()
+
+
+def current_load(source, dsn: str, mode: str) -> Load:
+    """The load a run would make now: of the whole folder, or of the files not yet recorded."""
+    files = list_files(source)
+    if mode == "append":
+        files = [f for f in files if f.name not in recorded(dsn)] or files  # all recorded: the last increment
+    return Load("chaos.t", str(source), ROWS, fingerprint(files), mode)
+
+
 def phase(load: Load, dsn: str) -> str:
     """Where the load stands, from its state folder and the published table."""
+    if load.appends and len(recorded(dsn)) == len(list_files(load.source)):
+        return "done"
     if not load.plan_file.exists():
         return "plan"
     manifest = load.manifest_file
@@ -41,7 +59,8 @@ def phase(load: Load, dsn: str) -> str:
     return "done" if published == [(load.load_id,)] else "publish"
 
 
-def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_dir, monkeypatch):
+@pytest.mark.parametrize("mode", MODES)
+def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_dir, monkeypatch, mode):
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(state_dir))
     dsn = env["PIPELINE_PG_DSN"]
     rng = random.Random(SEED)
@@ -51,19 +70,19 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     # A run may finish before its kill lands, so the schedule holds three tries per kill wanted.
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
-    print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} schedule={schedule}")
-    engine = ("--export-engine", ENGINE)
+    print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} mode={mode} schedule={schedule}")
+    engine = ("--export-engine", ENGINE, "--mode", mode)
     cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2", *engine)
     killed, files = [], FILES
     for target, jitter in schedule:
         if len(killed) == KILLS:
             break
-        load = Load("chaos.t", str(source), ROWS, fingerprint(list_files(source)))
+        load = current_load(source, dsn, mode)
         if PHASES.index(phase(load, dsn) if phase(load, dsn) != "done" else "publish") > PHASES.index(target) \
                 or phase(load, dsn) == "done":
             write_awkward(source, files=1, rows_per_file=ROWS, first=files)  # a new load, to be caught early
             files += 1
-            load = Load("chaos.t", str(source), ROWS, fingerprint(list_files(source)))
+            load = current_load(source, dsn, mode)
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.monotonic() + 120
@@ -84,10 +103,15 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     print(f"chaos: {len(killed)} kills, by phase: { {p: killed.count(p) for p in PHASES} }")
     ok(ingest(env, source, "chaos.t", ROWS, "--workers", "2", *engine))
     assert_table_matches(dsn, "chaos", "t", source)
+    assert query(dsn, "SELECT count(*), count(DISTINCT name), sum(rows) FROM pipeline.published_files") == [
+        (files, files, files * ROWS)]
     (load_id,) = query(dsn, "SELECT load_id FROM pipeline.published")[0]
-    assert query(dsn, "SELECT count(*), count(DISTINCT chunk), sum(rows) FROM pipeline.chunk_ledger "
-                      "WHERE load_id = %s", (load_id,)) == [(files, files, files * ROWS)]
-    assert query(dsn, "SELECT count(*) FROM pipeline.chunk_ledger WHERE load_id <> %s", (load_id,)) == [(0,)]
+    if mode == "replace":
+        assert query(dsn, "SELECT count(*), count(DISTINCT chunk), sum(rows) FROM pipeline.chunk_ledger "
+                          "WHERE load_id = %s", (load_id,)) == [(files, files, files * ROWS)]
+        assert query(dsn, "SELECT count(*) FROM pipeline.chunk_ledger WHERE load_id <> %s", (load_id,)) == [(0,)]
+    else:  # a published increment's ledger rows go with its staging table
+        assert query(dsn, "SELECT count(*) FROM pipeline.chunk_ledger") == [(0,)]
     assert query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline' AND tablename LIKE 'load\\_%'") \
         == []
     assert not list(state_dir.glob("*/*/chunks.tmp-*"))
@@ -96,5 +120,5 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     if report:
         with open(report, "a") as f:
             by_phase = {p: killed.count(p) for p in PHASES}
-            f.write(f"seed={SEED} engine={ENGINE} kills={len(killed)} by_phase={by_phase} "
+            f.write(f"seed={SEED} engine={ENGINE} mode={mode} kills={len(killed)} by_phase={by_phase} "
                     f"loads={files - FILES + 1} final_rows={files * ROWS} exact=yes\n")

@@ -8,7 +8,9 @@ Methods (each loads the same dataset into an empty table, timed as a whole proce
 * ``spark-csv-serial`` (original solution 2): Spark's CSV writer, then one COPY per part file;
 * ``spark-jdbc`` (original solution 1): Spark's JDBC writer with the pgjdbc jar;
 * ``pipeline`` / ``pipeline-arrow``: ``luigi --module pipeline IngestTable`` cold, with a fresh state
-  dir, with the Spark or the Arrow export engine.
+  dir, with the Spark or the Arrow export engine;
+* ``append`` (minute datasets): a table holding the dataset's files (loaded with ``--mode append``) gets the
+  next minute file appended, with either engine; reported as seconds and as a share of the full load.
 
 Every result is checked against the source by row count and the content statistics of
 ``verification`` (a lossy method shows ``exact = no``). Datasets are generated deterministically
@@ -37,6 +39,7 @@ from ..postgres.passwords import read_secret
 from ..source.listing import fingerprint, list_files
 from ..source.planning import make_plan
 from ..verification.postgres import table_stats
+from . import sample
 from .bench_data import dataset
 from .bench_methods import SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
 
@@ -114,6 +117,26 @@ class Bench:
             return (*timed([cmd], env=env), table)
         raise ValueError(method)
 
+    def append_one(self, folder: Path, engine: str) -> tuple[float, float, int]:
+        """(seconds of the first load of ``folder``'s files in append mode, seconds to append the next minute file
+        to it, rows in the table afterwards)."""
+        src = self.work / f"append-{engine}" / "src"
+        shutil.rmtree(src.parent, ignore_errors=True)
+        src.mkdir(parents=True)
+        files = list_files(folder)
+        for f in files:
+            (src / f.name).symlink_to(folder / f.name)
+        table = TableName("bench", f"append_{engine}")
+        self.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table.identifier()))
+        env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(src.parent / "state")}
+        cmd = [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline", "IngestTable", "--table",
+               str(table), "--source", str(src), "--mode", "append", "--chunk-rows", "1000000", "--workers", "2",
+               "--local-scheduler", "--export-engine", engine]
+        first, _ = timed([cmd], env=env)
+        sample.generate(src, 1, first=len(files))
+        seconds, _ = timed([cmd], env=env)
+        return first, seconds, self.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier()))[0][0]
+
     def scan_seconds(self, method: str) -> float | None:
         """How long the last ``method`` run's verification scan took (``VerifyRowCount``), if it has one."""
         found = list((self.work / method / "state").glob("**/verified.json"))
@@ -138,13 +161,14 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000],
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 5_000_000],
                         help="sizes of the wide typed dataset")
     parser.add_argument("--minutes", type=int, nargs="*", default=[1440],
                         help="minute-file datasets of the original shape (number of files)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", nargs="+",
-                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline", "pipeline-arrow"])
+                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline", "pipeline-arrow",
+                                 "append"])
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/bench.md"))
     args = parser.parse_args(argv)
     dsn = client.target_dsn()
@@ -159,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---:|---:|---:|---:|---:|---|"]
     print("\n".join(lines), flush=True)
     datasets = [("wide", n) for n in args.rows] + [("minutes", n) for n in args.minutes]
+    appended = []
     for kind, size in datasets:
         folder = dataset(kind, size)
         plan = make_plan("bench", "bench.x", str(folder), fingerprint(list_files(folder)), 1)
@@ -167,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         results = {}
         # The pipeline runs first: its verified load is the reference and the COPY limit's CSV.
-        for method in ["pipeline"] + [m for m in args.methods if m != "pipeline"]:
+        for method in ["pipeline"] + [m for m in args.methods if m not in ("pipeline", "append")]:
             runs = []
             for _ in range(args.repeat):
                 seconds, peak, table = bench.run(method, folder, plan, chunk_rows)
@@ -192,6 +217,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{peak or '-'} | {exact} |")
             lines.append(line)
             print(line, flush=True)
+        if kind == "minutes" and "append" in args.methods:
+            appended.extend((size, engine, *bench.append_one(folder, engine), rows) for engine in ("spark", "arrow"))
+    if appended:
+        lines += ["", "| table of | engine | full load s | append 1 minute file s | share of the full load "
+                      "| rows after |", "|---|---|---:|---:|---:|---|"]
+        for size, engine, first, seconds, after, rows in appended:
+            check = "yes" if after == rows + sample.SENSORS else f"NO ({after:,})"
+            lines.append(f"| {size:,} files, {rows:,} rows | {engine} | {first:.1f} | {seconds:.1f} | "
+                         f"{seconds / first:.1%} | {after:,} (+{sample.SENSORS:,}: {check}) |")
+        print("\n".join(lines[-len(appended) - 3:]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"\nwritten to {args.out}")

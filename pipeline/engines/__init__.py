@@ -31,9 +31,11 @@ class Engine(Protocol):
         the chunk's source statistics."""
 
 
-def engine() -> Engine:
-    """The configured engine."""
-    if config.export().engine == "arrow":
+def engine(plan: Plan) -> Engine:
+    """The engine that exports ``plan``: the configured one - but pyarrow for an append increment below
+    ``[export] spark_min_rows``, which a JVM would take longer to start than to export."""
+    settings = config.export()
+    if settings.engine == "arrow" or (plan.appends and plan.total_rows < settings.spark_min_rows):
         from . import arrow
 
         return arrow
@@ -45,7 +47,7 @@ def engine() -> Engine:
 def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, Stats], None]) -> list[Stats]:
     """Write every chunk of ``plan`` into ``out/chunk-NNNNN/``, calling ``on_chunk(index, stats)``
     (one call at a time) as each is complete; return every chunk's source statistics."""
-    export_chunk = engine().export_chunk
+    export_chunk = engine(plan).export_chunk
     stats: list[Stats | None] = [None for _ in plan.chunks]
     lock = threading.Lock()
 

@@ -25,6 +25,7 @@ from .naming import TableName
 MODES = ("replace", "append")
 MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk sets must not be reused
 MANIFEST = "_manifest.json"
+INCREMENT = "files.json"
 _EXPORTING = "chunks.tmp-"
 
 
@@ -68,7 +69,7 @@ class Load(NamedTuple):
 
     @property
     def increment_file(self) -> Path:
-        return self.folder / "files.json"
+        return self.folder / INCREMENT
 
     @property
     def plan_file(self) -> Path:

@@ -32,6 +32,11 @@ class Plan:
     # entries its footer counts for each: a reader that misreads repetition levels reads other counts.
     repeated_leaves: list[int] = field(default_factory=list)
     file_leaf_entries: list[list[int]] = field(default_factory=list)
+    mode: str = "replace"  # the load's (``model.load.MODES``)
+
+    @property
+    def appends(self) -> bool:
+        return self.mode != "replace"
 
     @property
     def total_rows(self) -> int:

@@ -22,7 +22,7 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
-              files: list[SourceFile] | None = None) -> Plan:
+              files: list[SourceFile] | None = None, mode: str = "replace") -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
     folder's, or the given ones (an increment's), as long as they are still those the fingerprint names."""
     files = list_files(source) if files is None else stat_files(source, files)
@@ -46,7 +46,7 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
-                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers])
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode)
 
 
 def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:

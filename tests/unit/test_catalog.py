@@ -16,10 +16,11 @@ def write(folder, name, text):
 
 def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "Product.Master"\nsource = "data"\n')
-    write(folder, "b.toml", '[[tables]]\ntable = \'s."Odd Name"\'\nsource = "/abs"\nchunk_rows = 7\n')
+    write(folder, "b.toml", '[[tables]]\ntable = \'s."Odd Name"\'\nsource = "/abs"\nchunk_rows = 7\n'
+                            'mode = "append"\n')
     write(folder, "notes.txt", "ignored")
-    assert load_tables(str(folder)) == [TableSpec("product.master", "data", 1_000_000),
-                                        TableSpec('s."Odd Name"', "/abs", 7)]
+    assert load_tables(str(folder)) == [TableSpec("product.master", "data", 1_000_000, "replace"),
+                                        TableSpec('s."Odd Name"', "/abs", 7, "append")]
 
 
 @pytest.mark.parametrize("text, phrase", [
@@ -28,6 +29,7 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     ('[tables]\ntable = "a.b"\n', "'tables' must be an array of tables"),
     ('[other]\nx = 1\n', "unknown section 'other'"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\n[[tables]]\ntable = "A.B"\nsource = "y"\n', "declared twice"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "upsert"\n', "unknown mode 'upsert'; choose replace or"),
 ])
 def test_a_malformed_config_names_the_file_and_the_fault(tmp_path, text, phrase):
     folder = write(tmp_path / "config", "t.toml", text)

@@ -1,0 +1,44 @@
+"""Which files an append takes (``source.increment.pending``): new ones with a footer, not those still being
+written; recorded ones rewritten or removed are named; a recorded one touched or copied unchanged is not."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.model.load import Load
+from pipeline.postgres.state import Recorded
+from pipeline.source.footers import footer_digest
+from pipeline.source.increment import pending
+from pipeline.source.listing import list_files
+
+
+def write(path, n):
+    pq.write_table(pa.table({"x": list(range(n))}), path)
+
+
+def test_new_rewritten_removed_touched_and_incomplete_files_are_told_apart(tmp_path):
+    for name, n in (("a", 3), ("b", 4), ("c", 5), ("gone", 1)):
+        write(tmp_path / f"{name}.parquet", n)
+    recorded = {}
+    for f in list_files(tmp_path):
+        recorded[f.name] = Recorded(f.size, f.mtime_ns, footer_digest(tmp_path / f.name), "L")
+    (tmp_path / "gone.parquet").unlink()
+    os.utime(tmp_path / "a.parquet", ns=(1, 1))  # touched: same bytes
+    write(tmp_path / "b.parquet", 40)  # rewritten
+    write(tmp_path / "d.parquet", 2)  # new
+    whole = (tmp_path / "d.parquet").read_bytes()
+    (tmp_path / "e.parquet").write_bytes(whole[:-6])  # still being written: no closing magic yet
+    found = pending(str(tmp_path), list_files(tmp_path), recorded)
+    assert [f.name for f in found.new] == ["d.parquet"]
+    assert found.rewritten == ["b.parquet"]
+    assert found.removed == ["gone.parquet"]
+    assert found.incomplete == ["e.parquet"]
+
+
+def test_an_increment_is_a_load_of_its_own():
+    replace = Load("a.b", "/src", 10, "f")
+    assert Load("a.b", "/src", 10, "f", "replace").load_id == replace.load_id  # ids from before modes hold
+    assert Load("a.b", "/src", 10, "f", "append").load_id != replace.load_id
