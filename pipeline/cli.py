@@ -62,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
         prior = before.get(table)
         if prior == (load_id, rows):
             print(f"  {table:<40} {rows:>14,} rows  already up to date")
-        elif modes[table] == "append" and prior:
+        elif modes[table] != "replace" and prior:
             loaded += rows - prior[1]
-            print(f"  {table:<40} {rows:>14,} rows  {rows - prior[1]:,} appended now")
+            done = "appended" if modes[table] == "append" else "more after the merge"
+            print(f"  {table:<40} {rows:>14,} rows  {rows - prior[1]:,} {done} now")
         else:
             loaded += rows
             print(f"  {table:<40} {rows:>14,} rows  loaded now")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -25,9 +26,10 @@ def hold(folder: Path) -> None:
     _held[folder] = lock
 
 
-def remove(path: Path, folder: Path) -> bool:
+def remove(path: Path, folder: Path, first: Callable[[], None] | None = None) -> bool:
     """Remove ``path`` - the load ``folder`` itself or a part of it - unless another process holds the folder;
-    whether it did."""
+    whether it did. ``first`` runs before, while the folder is held for the removal: what must not outlive the
+    folder (a kill between the two leaves the folder, so the removal is tried again)."""
     if not folder.exists():
         return True
     mine = _held.get(folder)
@@ -39,6 +41,8 @@ def remove(path: Path, folder: Path) -> bool:
             lock.close()
         return False
     try:
+        if first:
+            first()
         shutil.rmtree(path, ignore_errors=True)
     finally:
         if mine and path != folder:

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def pending(spec: catalog.TableSpec) -> tuple[increment.Pending, dict[str, state.Recorded]]:
-    """The folder's files sorted against those recorded for the table (all new if it holds no load), and those
-    recorded."""
+    """The folder's files sorted against those recorded for the table, and those recorded - none when the table
+    holds no load (then every file is new, and the increment will be the whole table)."""
     files = list_files(spec.source)
     target = Load(spec.table, spec.source, spec.chunk_rows, "").target
     with client.connection() as conn:
@@ -42,15 +42,16 @@ def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
     for names, what in ((found.rewritten, "was rewritten"), (found.removed, "was removed")):
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            return (f"file {os.path.join(spec.source, names[0])!r}{more} {what} after its rows were appended to "
+            return (f"file {os.path.join(spec.source, names[0])!r}{more} {what} after its rows were loaded into "
                     f"{spec.table}; nothing was loaded - run it with --mode replace to reload the folder")
     return None
 
 
-def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", write: bool = True) -> Load | None:
+def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
+              write: bool = True) -> Load | None:
     """The load that brings ``table`` up to date, or None when an append finds no new file. ``write``: fix an
     increment's files in its ``files.json`` (scheduling it); without, only say which load it would be."""
-    spec = catalog.resolve(table, source, chunk_rows, mode)
+    spec = catalog.resolve(table, source, chunk_rows, mode, key)
     if spec.mode == "replace":
         return Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)))
     found, recorded = pending(spec)
@@ -65,18 +66,20 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
             log.info("%s: no new file in %r; nothing to append", spec.table, spec.source)
             tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
         return None
-    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(found.new), "append")
+    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(found.new), spec.mode, spec.key)
     if write and not load.increment_file.exists():
         load.folder.mkdir(parents=True, exist_ok=True)
         tmp = load.folder / f".files.json.{os.getpid()}"
-        tmp.write_text(json.dumps([asdict(f) for f in found.new]))
+        tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in found.new]}))
         os.replace(tmp, load.increment_file)
     return load
 
 
-def increment_files(load: Load) -> list[SourceFile]:
-    """The files of a scheduled increment, as they were listed when it was scheduled."""
-    return [SourceFile(**f) for f in json.loads(load.increment_file.read_text())]
+def increment_files(load: Load) -> tuple[list[SourceFile], bool]:
+    """The files of a scheduled increment, as they were listed when it was scheduled, and whether they are the
+    whole table (it held no load then)."""
+    increment = json.loads(load.increment_file.read_text())
+    return [SourceFile(**f) for f in increment["files"]], increment["whole_table"]
 
 
 def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
@@ -89,6 +92,7 @@ def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
         listed = folder / INCREMENT
         if folder == keep or not listed.exists():
             continue
-        if {f["name"] for f in json.loads(listed.read_text())} & recorded.keys() and folders.remove(folder, folder):
-            client.with_retries(lambda conn, load_id=folder.name: state.drop_load(conn, load_id),
-                                f"removing load {folder.name}")
+        names = {f["name"] for f in json.loads(listed.read_text())["files"]}
+        if names & recorded.keys():
+            folders.remove(folder, folder, first=lambda load_id=folder.name: client.with_retries(
+                lambda conn: state.drop_load(conn, load_id), f"removing load {load_id}"))

@@ -40,12 +40,12 @@ def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
         return TableStatus(spec.table, load_id, "appended, up to date", 0, None, rows, rows, None, None)
     published = state.published_info(conn, load.target)
     chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
-    if published and published[0] == load.load_id and not load.appends:
+    if published and published[0] == load.load_id and not load.incremental:
         return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
                            published[1], published[1], None, None)
     if not load.plan_file.exists():
         where = "source changed, not started" if published else "not started"
-        if load.appends:
+        if load.incremental:
             where = "new files, not started"
         return TableStatus(spec.table, load.load_id, where, 0, None, 0, None, None, None)
     plan = Plan.from_json(load.plan_file.read_text())

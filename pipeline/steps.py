@@ -18,11 +18,12 @@ from pathlib import Path
 import luigi
 
 from . import config, engines, faults, folders, scheduling
-from .errors import ExportError, VerificationError, explain
+from .errors import ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
-from .postgres import client, staging, state
+from .postgres import append, client, merge, staging, state
+from .source.increment import files_holding
 from .verification.stats import CHECKSUM_ONLY, Stats, changed_columns, combine, differences
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,17 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     faults.point("copy.done")
 
 
+def publish_increment(load: Load, plan: Plan) -> str:
+    """Publish an increment (``postgres.append``); what it did, in words. A key twice in a merge is named with the
+    files holding it."""
+    try:
+        return client.with_retries(lambda conn: append.publish_increment(conn, plan), f"publishing {plan.table}")
+    except merge.DuplicateKey as dup:
+        files = ", ".join(repr(name) for name in files_holding(plan, dup.fields))
+        raise SourceError(f"{dup} ({files}); nothing was published - a merge key must be unique among the files "
+                          "a run takes") from None
+
+
 def forget_appended(load: Load) -> None:
     """After an increment is published: remove its chunk set (its small records stay until the next publish), and
     the table's increments it superseded (``scheduling.tidy``)."""
@@ -140,7 +152,7 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
     def measure(conn) -> tuple[Stats, int, int] | None:
-        if load.appends and state.increment_published(conn, load.load_id, load.target):
+        if load.incremental and state.increment_published(conn, load.load_id, load.target):
             return None
         published = state.published_info(conn, load.target)
         if published and published[0] == load.load_id:

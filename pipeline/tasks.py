@@ -37,7 +37,8 @@ _SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
 _CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
 _FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
 _MODE = luigi.ChoiceParameter(choices=MODES, default="replace", description="replace: the table becomes the "
-                              "folder; append: the files not yet loaded are added to it")
+                              "folder; append: the files not yet loaded are added to it; merge: merged into it")
+_KEY = luigi.Parameter(default="", description="merge: the key's columns, comma-separated")
 
 
 class _SetsUpTheRun:
@@ -58,6 +59,7 @@ class LoadTask(_SetsUpTheRun, luigi.Task):
     chunk_rows = _CHUNK_ROWS
     fingerprint = _FINGERPRINT
     mode = _MODE
+    key = _KEY
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,7 +71,7 @@ class LoadTask(_SetsUpTheRun, luigi.Task):
 
     @cached_property
     def load(self) -> Load:
-        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode)
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode, self.key)
 
     @property
     def load_id(self) -> str:
@@ -98,13 +100,14 @@ class SparkReadParquet(LoadTask):
         return luigi.LocalTarget(self.load.plan_file)
 
     def run(self):
-        files = scheduling.increment_files(self.load) if self.load.appends else None
-        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files, self.mode)
+        files, whole = scheduling.increment_files(self.load) if self.load.incremental else (None, True)
+        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files,
+                         mode=self.mode, whole_table=whole, key=self.load.key_columns)
 
         def check(conn) -> None:
             state.ensure_schema(conn)
-            publish.check_can_publish(conn, self.load.target, self.load.appends)
-            if self.load.appends:
+            publish.check_can_publish(conn, self.load.target, self.load.incremental)
+            if self.load.incremental:
                 append.check_columns(conn, self.load.target, plan.columns, self.source)
 
         client.with_retries(check, f"checking rights on {self.table}")
@@ -130,7 +133,7 @@ class ExportCsvChunks(LoadTask):
 
     def run(self):
         plan = Plan.from_json(Path(self.input().path).read_text())
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.appends),
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.incremental),
                                f"checking load {self.load_id}"):
             log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
             self.load.forget_progress()
@@ -194,23 +197,21 @@ class PublishTable(LoadTask):
 
     def complete(self):
         with client.connection() as conn:
-            if self.load.appends:
+            if self.load.incremental:
                 return state.increment_published(conn, self.load_id, self.load.target)
             published = state.published_info(conn, self.load.target)
         return published is not None and published[0] == self.load_id
 
     def run(self):
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.appends),
+        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.incremental),
                                f"checking load {self.load_id}"):
             # published, then killed before its chunk set was removed, and the table dropped since
             folders.remove(self.load.folder, self.load.folder)
             raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
                              "was reset - run again to load it")
         plan = self.plan()
-        if self.load.appends:
-            total = client.with_retries(lambda conn: append.publish_increment(conn, plan), f"appending to {self.table}")
-            self.report(f"appended {steps.fmt(plan.total_rows)} rows from {len(plan.files)} files; the table holds "
-                        f"{steps.fmt(total)}", 100)
+        if self.load.incremental:
+            self.report(steps.publish_increment(self.load, plan), 100)
             steps.forget_appended(self.load)
             return
         client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
@@ -229,12 +230,15 @@ class IngestTable(_SetsUpTheRun, luigi.WrapperTask):
                              "entry in config/")
     chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
                                     "[pipeline] chunk_rows")
-    mode = luigi.Parameter(default="", description="replace (the table becomes the folder) or append (add the "
-                           "files not yet loaded); default: config/ (without --source) or replace")
+    mode = luigi.Parameter(default="", description="replace (the table becomes the folder), append (add the "
+                           "files not yet loaded) or merge (merge them on --key); default: config/ (without "
+                           "--source) or replace")
+    key = luigi.Parameter(default="", description="merge: the columns that identify a row, comma-separated; "
+                          "default: config/")
 
     @cached_property
     def _publish(self) -> PublishTable | None:
-        load = scheduling.next_load(self.table, self.source, self.chunk_rows, self.mode)
+        load = scheduling.next_load(self.table, self.source, self.chunk_rows, self.mode, self.key)
         return None if load is None else PublishTable(**load._asdict())
 
     def requires(self):
@@ -245,5 +249,5 @@ class IngestAll(_SetsUpTheRun, luigi.WrapperTask):
     """Load every table declared in config/."""
 
     def requires(self):
-        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode)
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode, key=s.key)
                 for s in catalog.load_tables()]

@@ -2,8 +2,9 @@
 
 `make test` runs a quick form; `make chaos` runs PIPELINE_CHAOS_KILLS=25. The seed and the
 schedule are printed (PIPELINE_CHAOS_SEED replays one). PIPELINE_CHAOS_ENGINE picks the export
-engine (default spark), PIPELINE_CHAOS_MODES the write modes (default both: replace, then append -
-where every new file makes an increment of its own, and a killed one is taken over by the next).
+engine (default spark), PIPELINE_CHAOS_MODES the write modes (default all three: replace, append
+and merge on the files' unique ids - where every new file makes an increment of its own, and a killed one is
+taken over by the next).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pipeline.source.listing import fingerprint, list_files
 KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
 ENGINE = os.environ.get("PIPELINE_CHAOS_ENGINE", "spark")
-MODES = os.environ.get("PIPELINE_CHAOS_MODES", "replace,append").split(",")
+MODES = os.environ.get("PIPELINE_CHAOS_MODES", "replace,append,merge").split(",")
+KEYS = {"merge": "id"}  # the awkward files' ids are unique, so a merge must end as the union, like an append
 FILES, ROWS = 8, 2000
 PHASES = ["plan", "export", "copy", "verify", "publish"]
 
@@ -37,14 +39,14 @@ def recorded(dsn: str) -> set[str]:
 def current_load(source, dsn: str, mode: str) -> Load:
     """The load a run would make now: of the whole folder, or of the files not yet recorded."""
     files = list_files(source)
-    if mode == "append":
+    if mode != "replace":
         files = [f for f in files if f.name not in recorded(dsn)] or files  # all recorded: the last increment
-    return Load("chaos.t", str(source), ROWS, fingerprint(files), mode)
+    return Load("chaos.t", str(source), ROWS, fingerprint(files), mode, KEYS.get(mode, ""))
 
 
 def phase(load: Load, dsn: str) -> str:
     """Where the load stands, from its state folder and the published table."""
-    if load.appends and len(recorded(dsn)) == len(list_files(load.source)):
+    if load.incremental and len(recorded(dsn)) == len(list_files(load.source)):
         return "done"
     if not load.plan_file.exists():
         return "plan"
@@ -71,7 +73,7 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
     print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} mode={mode} schedule={schedule}")
-    engine = ("--export-engine", ENGINE, "--mode", mode)
+    engine = ("--export-engine", ENGINE, "--mode", mode, *(("--key", KEYS[mode]) if mode in KEYS else ()))
     cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2", *engine)
     killed, files = [], FILES
     for target, jitter in schedule:

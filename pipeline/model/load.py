@@ -22,7 +22,7 @@ from typing import NamedTuple
 from .. import config
 from .naming import TableName
 
-MODES = ("replace", "append")
+MODES = ("replace", "append", "merge")
 MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk sets must not be reused
 MANIFEST = "_manifest.json"
 INCREMENT = "files.json"
@@ -35,25 +35,31 @@ def staging_name(load_id: str) -> str:
 
 
 class Load(NamedTuple):
-    """One load: the whole source folder (``replace``), or the files not yet in the table (``append``: an
-    increment, its files listed in ``increment_file``). ``fingerprint`` is the digest of its files."""
+    """One load: the whole source folder (``replace``), or the files not yet in the table - an increment, its
+    files listed in ``increment_file`` - added to it (``append``) or merged into it on ``key``, comma-separated
+    column names (``merge``). ``fingerprint`` is the digest of its files."""
 
     table: str
     source: str
     chunk_rows: int
     fingerprint: str
     mode: str = "replace"
+    key: str = ""
 
     @property
     def load_id(self) -> str:
         parts = [MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint]
         if self.mode != "replace":  # a replace load keeps the id it had before there were modes
-            parts.append(self.mode)
+            parts += [self.mode, self.key]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     @property
-    def appends(self) -> bool:
-        return self.mode == "append"
+    def incremental(self) -> bool:
+        return self.mode != "replace"
+
+    @property
+    def key_columns(self) -> list[str]:
+        return self.key.split(",") if self.key else []
 
     @property
     def target(self) -> TableName:

@@ -33,9 +33,11 @@ class Plan:
     repeated_leaves: list[int] = field(default_factory=list)
     file_leaf_entries: list[list[int]] = field(default_factory=list)
     mode: str = "replace"  # the load's (``model.load.MODES``)
+    whole_table: bool = True  # an increment: scheduled when the table held no load, so it becomes the table
+    key: list[str] = field(default_factory=list)  # merge: the columns that identify a row
 
     @property
-    def appends(self) -> bool:
+    def incremental(self) -> bool:
         return self.mode != "replace"
 
     @property

@@ -1,6 +1,7 @@
-"""Publishing an increment (``append`` mode): its verified rows go into the target table and its files into
-the record of published files, in one transaction - so each file is either in the table and recorded, or
-neither. The first increment of a table becomes the table, as a replace load does."""
+"""Publishing an increment (``append`` and ``merge`` modes): its verified rows go into the target table (merged
+on the key: ``merge``) and its files into the record of published files, in one transaction - so each file is
+either in the table and recorded, or neither. The first increment of a table becomes the table, as a replace
+load does."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..errors import SourceError, StateReset, VerificationError
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import Column
+from . import merge
 from .client import transaction
 from .publish import move_into_place
 from .state import discard_load, published_row, record_files, staging_table, state
@@ -54,12 +56,12 @@ def check_columns(conn, target: TableName, columns: list[Column], source: str) -
                           "--mode replace to take the files' columns")
 
 
-def publish_increment(conn, plan: Plan) -> int:
-    """Insert the verified increment into the target and record its files, in one transaction; the rows the
-    table holds afterwards."""
+def publish_increment(conn, plan: Plan) -> str:
+    """Insert (``append``) or merge (``merge``) the verified increment into the target and record its files, in
+    one transaction; what it did, in words."""
     target = TableName.parse(plan.table)
     names = [f.name for f in plan.files]
-    with transaction(conn, f"appending to {plan.table}") as cur:
+    with transaction(conn, f"publishing into {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
         cur.execute(sql.SQL("""SELECT name, load_id FROM {} WHERE target_schema = %s AND target_table = %s
                                AND name = ANY(%s) ORDER BY name""").format(state("published_files")),
@@ -69,38 +71,47 @@ def publish_increment(conn, plan: Plan) -> int:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (target.identifier().as_string(cur),))
         exists = cur.fetchone()[0]
         if recorded and held and all(load_id == plan.load_id for _, load_id in recorded):
-            log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
-            return held[1]
+            return f"load {plan.load_id} was already published by another process"
         if held and recorded:  # superseded: this increment can never be published, so it goes
             discard_load(cur, plan.load_id)
             superseded = recorded[0][0]
         else:
             superseded = None
-            total = _publish(cur, plan, target, held, exists)
+            said = _publish(cur, plan, target, held, exists)
     if superseded:
-        raise StateReset(f"another run appended {superseded!r} to {plan.table} while this one loaded it; nothing "
+        raise StateReset(f"another run loaded {superseded!r} into {plan.table} while this one loaded it; nothing "
                          "of this increment was published - run again to load the files still new")
     faults.point("publish.after_commit")
-    return total
+    return said
 
 
-def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, exists: bool) -> int:
+def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, exists: bool) -> str:
+    staged = staging_table(plan.load_id)
+    merging = plan.mode == "merge"
+    if merging:
+        merge.check_keys(cur, plan, staged)
     if not exists:  # the first increment, or the table was dropped: it becomes the table
         _become_the_table(cur, plan, target)
-        total = plan.total_rows
+        if merging:
+            merge.ensure_unique(cur, target, plan.key)
+        total, replaced, added = plan.total_rows, 0, plan.total_rows
     else:  # a table this pipeline published, or one a user made for it
-        problem = _drift(cur, target, staging_table(plan.load_id), "the increment's files")
+        problem = _drift(cur, target, staged, "the increment's files")
         if problem:
-            raise SourceError(f"cannot append to {plan.table}: {problem} (it changed during the load); "
+            raise SourceError(f"cannot load into {plan.table}: {problem} (it changed during the load); "
                               "nothing was published")
-        columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns)
-        cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-            target.identifier(), columns, columns, staging_table(plan.load_id)))
-        if cur.rowcount != plan.total_rows:
-            raise VerificationError(f"appending to {plan.table} inserted {cur.rowcount:,} rows where the "
-                                    f"increment holds {plan.total_rows:,}; nothing was published")
-        cur.execute(sql.SQL("DROP TABLE {}").format(staging_table(plan.load_id)))
-        total = held[1] + plan.total_rows if held else _count(cur, target)
+        if merging:
+            replaced, added = merge.upsert(cur, plan, target, staged)
+        else:
+            columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns)
+            cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                target.identifier(), columns, columns, staged))
+            if cur.rowcount != plan.total_rows:
+                raise VerificationError(f"appending to {plan.table} inserted {cur.rowcount:,} rows where the "
+                                        f"increment holds {plan.total_rows:,}; nothing was published")
+            replaced, added = 0, plan.total_rows
+        cur.execute(sql.SQL("DROP TABLE {}").format(staged))
+        total = held[1] + added if held else _count(cur, target)
     record_files(cur, target, plan, replace=not exists)
     cur.execute(sql.SQL("""
         INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
@@ -110,7 +121,9 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
     cur.execute(sql.SQL("UPDATE {} SET published_at = now() WHERE load_id = %s").format(state("loads")),
                 (plan.load_id,))
     cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state("chunk_ledger")), (plan.load_id,))
-    return total
+    files = f"{plan.total_rows:,} rows from {len(plan.files):,} files"
+    done = f"merged {files}: {replaced:,} replaced, {added:,} added" if merging else f"appended {files}"
+    return f"{done}; the table holds {total:,}"
 
 
 def _count(cur, target: TableName) -> int:
@@ -119,9 +132,7 @@ def _count(cur, target: TableName) -> int:
 
 
 def _become_the_table(cur, plan: Plan, target: TableName) -> None:
-    cur.execute(sql.SQL("SELECT 1 FROM {} WHERE target_schema = %s AND target_table = %s AND NOT name = ANY(%s) "
-                        "LIMIT 1").format(state("published_files")), (*target, [f.name for f in plan.files]))
-    if cur.fetchone() is not None:  # the table was dropped after this increment was planned without its files
+    if not plan.whole_table:  # the table was dropped after this increment was scheduled, leaving out its files
         raise StateReset(f"{plan.table} was dropped while this increment was loaded; nothing was published - run "
                          "again to load every file of the folder")
     move_into_place(cur, plan, target)

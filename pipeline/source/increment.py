@@ -7,7 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from ..model.plan import SourceFile
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..model.plan import Plan, SourceFile
+from ..types.text import csv_field
 from .footers import footer_digest
 
 
@@ -50,4 +54,20 @@ def stat_files(folder: str, files: list[SourceFile]) -> list[SourceFile]:
         except FileNotFoundError:
             continue
         found.append(SourceFile(f.name, st.st_size, st.st_mtime_ns))
+    return found
+
+
+def files_holding(plan: Plan, fields: list[str]) -> list[str]:
+    """The increment's files holding a row whose key columns (``plan.key``) export as ``fields`` (CSV fields):
+    to name them when a key occurs twice. Reads the key columns only."""
+    columns = {c.name: c for c in plan.columns}
+    found = []
+    for f in plan.files:
+        table = pq.read_table(Path(plan.source) / f.name, columns=plan.key)
+        match = None
+        for name, field in zip(plan.key, fields, strict=True):
+            equal = pc.equal(csv_field(columns[name], table.column(name).combine_chunks()), field)
+            match = equal if match is None else pc.and_(match, equal)
+        if pc.any(match).as_py():
+            found.append(f.name)
     return found

@@ -22,7 +22,8 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
-              files: list[SourceFile] | None = None, mode: str = "replace") -> Plan:
+              files: list[SourceFile] | None = None, *, mode: str = "replace", whole_table: bool = True,
+              key: list[str] | None = None) -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
     folder's, or the given ones (an increment's), as long as they are still those the fingerprint names."""
     files = list_files(source) if files is None else stat_files(source, files)
@@ -43,10 +44,22 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
+    _check_key(key or [], columns, source)
     files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
-                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode)
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [])
+
+
+def _check_key(key: list[str], columns: list, source: str) -> None:
+    by_name = {c.name: c for c in columns}
+    for name in key:
+        if name not in by_name:
+            raise SourceError(f"key column {name!r} is not a column of the files in {source!r} (they have "
+                              f"{', '.join(by_name)})")
+        if by_name[name].is_float:
+            raise SourceError(f"key column {name!r} is a float column ({by_name[name].pg_type}); floats do not make "
+                              "a merge key - choose columns whose values compare exactly")
 
 
 def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:

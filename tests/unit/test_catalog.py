@@ -29,7 +29,10 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     ('[tables]\ntable = "a.b"\n', "'tables' must be an array of tables"),
     ('[other]\nx = 1\n', "unknown section 'other'"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\n[[tables]]\ntable = "A.B"\nsource = "y"\n', "declared twice"),
-    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "upsert"\n', "unknown mode 'upsert'; choose replace or"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "upsert"\n', "mode 'upsert'; choose replace, append or merge"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\n', "mode 'merge' needs a key"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nkey = "id"\n', "a key is for mode 'merge' only"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\nkey = ["a,b"]\n', "without commas"),
 ])
 def test_a_malformed_config_names_the_file_and_the_fault(tmp_path, text, phrase):
     folder = write(tmp_path / "config", "t.toml", text)
