@@ -73,7 +73,8 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
     print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} mode={mode} schedule={schedule}")
-    engine = ("--export-engine", ENGINE, "--mode", mode, *(("--key", KEYS[mode]) if mode in KEYS else ()))
+    engine = ("--export-engine", ENGINE, "--export-spark-min-rows", "0", "--mode", mode,
+              *(("--key", KEYS[mode]) if mode in KEYS else ()))
     cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2", *engine)
     killed, files = [], FILES
     for target, jitter in schedule:
