@@ -139,7 +139,7 @@ def publish_increment(load: Load, plan: Plan) -> str:
                           "a run takes") from None
 
 
-def forget_appended(load: Load) -> None:
+def forget_increment(load: Load) -> None:
     """After an increment is published: remove its chunk set (its small records stay until the next publish), and
     the table's increments it superseded (``scheduling.tidy``)."""
     _, recorded = client.with_retries(lambda conn: state.recorded_files(conn, load.target), "reading the record")

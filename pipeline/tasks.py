@@ -3,11 +3,11 @@
     IngestAll -> IngestTable -> PublishTable -> VerifyRowCount -> CopyChunkToPostgres x N
                                                               \\-> ExportCsvChunks -> SparkReadParquet
 
-Every task of a load carries the same five parameters (table, source, chunk_rows, the fingerprint of
-its files and the mode), so its id names *what* is loaded; where the state lives and how many workers
-run are settings, not parameters. Changing a source file changes the fingerprint, hence every task id,
-hence makes a new load. In ``append`` mode a load is an increment: the files not yet in the table
-(``scheduling``); with none, ``IngestTable`` requires nothing and nothing runs.
+Every task of a load carries the same parameters (table, source, chunk_rows, the fingerprint of its
+files, the mode and a merge's key), so its id names *what* is loaded; where the state lives and how many
+workers run are settings, not parameters. Changing a source file changes the fingerprint, hence every
+task id, hence makes a new load. In ``append`` and ``merge`` modes a load is an increment: the files not
+yet in the table (``scheduling``); with none, ``IngestTable`` requires nothing and nothing runs.
 """
 
 from __future__ import annotations
@@ -190,7 +190,8 @@ class VerifyRowCount(LoadTask):
 
 
 class PublishTable(LoadTask):
-    """Swap the verified staging table in as the target table, atomically."""
+    """Swap the verified staging table in as the target table, atomically; or, for an increment, add it to the
+    table (``postgres.append``)."""
 
     def requires(self):
         return VerifyRowCount(**self.load_params)
@@ -212,7 +213,7 @@ class PublishTable(LoadTask):
         plan = self.plan()
         if self.load.incremental:
             self.report(steps.publish_increment(self.load, plan), 100)
-            steps.forget_appended(self.load)
+            steps.forget_increment(self.load)
             return
         client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
         self.report(f"published {steps.fmt(plan.total_rows)} rows", 100)
@@ -223,7 +224,7 @@ class PublishTable(LoadTask):
 
 
 class IngestTable(_SetsUpTheRun, luigi.WrapperTask):
-    """Load one folder of Parquet files into one table: replace it, or append the files not yet in it."""
+    """Load one folder of Parquet files into one table: replace it, or append or merge the files not yet in it."""
 
     table = luigi.Parameter(description="Target table, schema.table")
     source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "

@@ -19,8 +19,8 @@ from .state import published_row, record_files, staging_table, state
 log = logging.getLogger(__name__)
 
 
-def check_can_publish(conn, table: TableName, appends: bool = False) -> None:
-    """Fail early, before any export, when the connecting role could not publish the table (``appends``:
+def check_can_publish(conn, table: TableName, incremental: bool = False) -> None:
+    """Fail early, before any export, when the connecting role could not publish the table (``incremental``:
     insert into it, once it exists)."""
     with transaction(conn, f"checking rights on {table}") as cur:
         cur.execute("""
@@ -30,7 +30,7 @@ def check_can_publish(conn, table: TableName, appends: bool = False) -> None:
                    (SELECT has_table_privilege(oid, 'INSERT') FROM pg_class WHERE oid = to_regclass(%s))""",
                     (table.schema, *[table.identifier().as_string(conn)] * 2))
         user, can_create_schema, can_create_table, owns_table, can_insert = cur.fetchone()
-    if appends and can_insert is not None:
+    if incremental and can_insert is not None:
         if not can_insert:
             raise DatabaseError(f"role {user} may not insert into {table}, so it cannot append to it")
         return

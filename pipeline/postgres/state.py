@@ -167,15 +167,15 @@ def increment_published(conn, load_id: str, table: TableName) -> bool:
         return cur.fetchone() is not None
 
 
-def forget_vanished_load(conn, load_id: str, appends: bool = False) -> bool:
+def forget_vanished_load(conn, load_id: str, incremental: bool = False) -> bool:
     """If this load was published but its rows are no longer there - the table it swapped in was dropped or
-    replaced; for an increment (``appends``), the table was dropped or its files are no longer recorded -
+    replaced; for an increment (``incremental``), the table was dropped or its files are no longer recorded -
     forget the load (its ledger rows and records) so that it runs again from the start; True when it did."""
     ensure_schema(conn)
     held = sql.SQL("""EXISTS (SELECT 1 FROM {} p WHERE p.load_id = l.load_id
                               AND to_regclass(format('%%I.%%I', p.target_schema, p.target_table)) IS NOT NULL)
                    """).format(state("published"))
-    if appends:
+    if incremental:
         held = sql.SQL("""(to_regclass(format('%%I.%%I', l.target_schema, l.target_table)) IS NOT NULL
                            AND EXISTS (SELECT 1 FROM {} f WHERE f.load_id = l.load_id))""").format(
             state("published_files"))
