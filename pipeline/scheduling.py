@@ -1,5 +1,5 @@
-"""Which load brings a table up to date: in ``replace`` mode the whole folder as it is now; in ``append``
-mode the files not yet recorded as published into the table (``source.increment``), or nothing.
+"""Which load brings a table up to date: in ``replace`` mode the whole folder as it is now; in ``append`` and
+``merge`` modes the files not yet recorded as published into the table (``source.increment``), or nothing.
 
 An increment is fixed when it is scheduled: its files are written to the load's ``files.json``, so files
 arriving while it loads wait for the next run instead of changing the load under way."""
@@ -38,7 +38,7 @@ def pending(spec: catalog.TableSpec) -> tuple[increment.Pending, dict[str, state
 
 
 def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
-    """Why an append cannot go on: a recorded file was rewritten or removed."""
+    """Why an increment cannot be taken: a recorded file was rewritten or removed."""
     for names, what in ((found.rewritten, "was rewritten"), (found.removed, "was removed")):
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
@@ -49,7 +49,7 @@ def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
 
 def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
               write: bool = True) -> Load | None:
-    """The load that brings ``table`` up to date, or None when an append finds no new file. ``write``: fix an
+    """The load that brings ``table`` up to date, or None when an increment would hold no file. ``write``: fix an
     increment's files in its ``files.json`` (scheduling it); without, only say which load it would be."""
     spec = catalog.resolve(table, source, chunk_rows, mode, key)
     if spec.mode == "replace":
@@ -63,7 +63,7 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
                  len(found.incomplete), ", ".join(repr(n) for n in found.incomplete[:3]))
     if not found.new:
         if write:
-            log.info("%s: no new file in %r; nothing to append", spec.table, spec.source)
+            log.info("%s: no new file in %r; nothing to %s", spec.table, spec.source, spec.mode)
             tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
         return None
     load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(found.new), spec.mode, spec.key)

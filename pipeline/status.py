@@ -35,9 +35,10 @@ def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
         load = scheduling.next_load(spec.table, spec.source, spec.chunk_rows, spec.mode, write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
-    if load is None:  # append mode, no new file
+    if load is None:  # append or merge mode, no new file
         load_id, rows = state.published_info(conn, TableName.parse(spec.table)) or ("-", 0)
-        return TableStatus(spec.table, load_id, "appended, up to date", 0, None, rows, rows, None, None)
+        done = "appended" if spec.mode == "append" else "merged"
+        return TableStatus(spec.table, load_id, f"{done}, up to date", 0, None, rows, rows, None, None)
     published = state.published_info(conn, load.target)
     chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
     if published and published[0] == load.load_id and not load.incremental:

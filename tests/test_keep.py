@@ -225,3 +225,40 @@ def test_a_replace_by_the_pipeline_keeps_what_users_built_and_their_view_shows_t
     assert query(dsn, "SELECT obj_description('product.kept'::regclass, 'pg_class')") == [("sensor minutes",)]
     assert query(dsn, "SELECT has_table_privilege('kept_reader', 'product.kept', 'SELECT'), "
                       "has_table_privilege('kept_reader', 'product.kept_per_department', 'SELECT')") == [(True, True)]
+
+
+def test_a_reader_of_a_view_during_a_replace_sees_the_old_rows_or_the_new_never_a_mix(env, tmp_path):
+    """A reader inside a transaction keeps seeing the old rows through the view while the replace waits for it;
+    once it ends, the replace commits and every later read sees only the new rows."""
+    import subprocess
+    import time
+
+    from helpers import REPO, ingest, ingest_cmd, ok, query
+
+    from pipeline.devtools import sample
+
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    sample.generate(source, minutes=1)
+    ok(ingest(env, source, "product.read", 5000, "--export-engine", "arrow"))
+    query(dsn, "CREATE VIEW product.read_minutes AS SELECT create_at, count(*) AS n FROM product.read GROUP BY 1")
+    reader = psycopg2.connect(dsn)
+    reader.set_session(isolation_level="REPEATABLE READ")
+    with reader.cursor() as cur:
+        cur.execute("SELECT create_at, n FROM product.read_minutes ORDER BY 1")
+        old = cur.fetchall()
+        assert len(old) == 1
+        sample.generate(source, minutes=1, first=1)  # a second minute: the next load replaces the table
+        load = subprocess.Popen(ingest_cmd(source, "product.read", 5000, "--export-engine", "arrow"), cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while not query(dsn, "SELECT 1 FROM pg_locks WHERE NOT granted"):  # the publish waits for the reader
+            assert load.poll() is None and time.monotonic() < deadline, load.communicate()[0]
+            time.sleep(0.1)
+        cur.execute("SELECT create_at, n FROM product.read_minutes ORDER BY 1")
+        assert cur.fetchall() == old
+        reader.commit()
+    out, _ = load.communicate(timeout=300)
+    assert load.returncode == 0, out
+    rows = query(dsn, "SELECT n FROM product.read_minutes ORDER BY create_at")
+    assert rows == [(sample.SENSORS,), (sample.SENSORS,)]
+    reader.close()

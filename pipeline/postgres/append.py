@@ -5,8 +5,6 @@ load does."""
 
 from __future__ import annotations
 
-import logging
-
 from psycopg2 import sql
 
 from .. import faults
@@ -18,8 +16,6 @@ from . import merge
 from .client import transaction
 from .publish import move_into_place
 from .state import discard_load, published_row, record_files, staging_table, state
-
-log = logging.getLogger(__name__)
 
 
 def _columns(cur, table: sql.Composable) -> dict[str, str]:
@@ -52,7 +48,7 @@ def check_columns(conn, target: TableName, columns: list[Column], source: str) -
             sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns)))
         problem = _drift(cur, target, probe, f"the new files of {source!r}")
     if problem:
-        raise SourceError(f"cannot append to {target}: {problem}; nothing was loaded - load it with "
+        raise SourceError(f"cannot add the new files to {target}: {problem}; nothing was loaded - load it with "
                           "--mode replace to take the files' columns")
 
 
