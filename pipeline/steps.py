@@ -128,7 +128,7 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     faults.point("copy.done")
 
 
-def publish_increment(load: Load, plan: Plan) -> str:
+def publish_increment(plan: Plan) -> str:
     """Publish an increment (``postgres.append``); what it did, in words. A key twice in a merge is named with the
     files holding it."""
     try:

@@ -212,7 +212,7 @@ class PublishTable(LoadTask):
                              "was reset - run again to load it")
         plan = self.plan()
         if self.load.incremental:
-            self.report(steps.publish_increment(self.load, plan), 100)
+            self.report(steps.publish_increment(plan), 100)
             steps.forget_increment(self.load)
             return
         client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
