@@ -32,7 +32,7 @@ class TableStatus(NamedTuple):
 
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     try:
-        load = scheduling.next_load(spec.table, spec.source, spec.chunk_rows, spec.mode, write=False)
+        load = scheduling.next_load(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key, write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
     if load is None:  # append or merge mode, no new file
@@ -87,7 +87,7 @@ def render_pending() -> str:
     lines = []
     for spec in catalog.load_tables():
         try:
-            found, recorded = scheduling.pending(catalog.resolve(spec.table, spec.source, spec.chunk_rows, spec.mode))
+            found, recorded = scheduling.pending(catalog.resolve(*spec))
         except PipelineError as exc:
             lines.append((spec.table, spec.mode, f"cannot tell: {exc}", "", "", "", ""))
             continue
