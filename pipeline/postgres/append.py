@@ -15,7 +15,7 @@ from ..types.mapping import Column
 from . import merge
 from .client import transaction
 from .publish import move_into_place
-from .state import discard_load, published_row, record_files, staging_table, state
+from .state import discard_load, mark_published, published_row, staging_table, state
 
 
 def _columns(cur, table: sql.Composable) -> dict[str, str]:
@@ -108,14 +108,7 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
             replaced, added = 0, plan.total_rows
         cur.execute(sql.SQL("DROP TABLE {}").format(staged))
         total = held[1] + added if held else _count(cur, target)
-    record_files(cur, target, plan, replace=not exists)
-    cur.execute(sql.SQL("""
-        INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
-        ON CONFLICT (target_schema, target_table)
-        DO UPDATE SET load_id = excluded.load_id, rows = excluded.rows, published_at = now()
-        """).format(state("published")), (*target, plan.load_id, total))
-    cur.execute(sql.SQL("UPDATE {} SET published_at = now() WHERE load_id = %s").format(state("loads")),
-                (plan.load_id,))
+    mark_published(cur, target, plan, total, replace_files=not exists)
     cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state("chunk_ledger")), (plan.load_id,))
     files = f"{plan.total_rows:,} rows from {len(plan.files):,} files"
     done = f"merged {files}: {replaced:,} replaced, {added:,} added" if merging else f"appended {files}"

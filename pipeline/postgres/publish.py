@@ -14,7 +14,7 @@ from ..model.naming import TableName
 from ..model.plan import Plan
 from . import keep
 from .client import transaction
-from .state import published_row, record_files, staging_table, state
+from .state import mark_published, published_row, staging_table, state
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,7 @@ def publish(conn, plan: Plan) -> None:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
         move_into_place(cur, plan, target)
         lost += keep.after_swap(cur, kept)
-        record_files(cur, target, plan, replace=True)
-        cur.execute(sql.SQL("""
-            INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
-            ON CONFLICT (target_schema, target_table)
-            DO UPDATE SET load_id = excluded.load_id, rows = excluded.rows, published_at = now()
-            """).format(state("published")), (target.schema, target.name, plan.load_id, plan.total_rows))
-        cur.execute(sql.SQL("UPDATE {} SET published_at = now() WHERE load_id = %s").format(state("loads")),
-                    (plan.load_id,))
+        mark_published(cur, target, plan, plan.total_rows, replace_files=True)
         cur.execute(sql.SQL("""SELECT load_id FROM {} WHERE target_schema = %s AND target_table = %s
                                AND load_id <> %s""").format(state("loads")),
                     (target.schema, target.name, plan.load_id))

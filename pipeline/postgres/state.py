@@ -123,6 +123,19 @@ def record_files(cur, table: TableName, plan, replace: bool) -> None:
                  [f.mtime_ns for f in plan.files], [f.digest for f in plan.files], plan.file_rows))
 
 
+def mark_published(cur, table: TableName, plan, rows: int, replace_files: bool) -> None:
+    """Inside the publish's transaction: record the plan's files (``record_files``), make its load the one
+    ``table`` holds, with ``rows`` rows, and mark the load published."""
+    record_files(cur, table, plan, replace=replace_files)
+    cur.execute(sql.SQL("""
+        INSERT INTO {} (target_schema, target_table, load_id, rows) VALUES (%s, %s, %s, %s)
+        ON CONFLICT (target_schema, target_table)
+        DO UPDATE SET load_id = excluded.load_id, rows = excluded.rows, published_at = now()
+        """).format(state("published")), (*table, plan.load_id, rows))
+    cur.execute(sql.SQL("UPDATE {} SET published_at = now() WHERE load_id = %s").format(state("loads")),
+                (plan.load_id,))
+
+
 def chunk_in_ledger(conn, chunk: Chunk) -> bool:
     with transaction(conn, f"reading the ledger for {chunk}") as cur:
         cur.execute(sql.SQL("SELECT 1 FROM {} WHERE load_id = %s AND chunk = %s").format(
