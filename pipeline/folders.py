@@ -30,10 +30,11 @@ def remove(path: Path, folder: Path, first: Callable[[], None] | None = None) ->
     """Remove ``path`` - the load ``folder`` itself or a part of it - unless another process holds the folder;
     whether it did. ``first`` runs before, while the folder is held for the removal: what must not outlive the
     folder (a kill between the two leaves the folder, so the removal is tried again)."""
-    if not folder.exists():
-        return True
     mine = _held.get(folder)
-    lock = mine or open(folder / LOCK, "a")  # noqa: SIM115 - closed below
+    try:
+        lock = mine or open(folder / LOCK, "a")  # noqa: SIM115 - closed below
+    except FileNotFoundError:  # the folder is gone already (another process removed it)
+        return True
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

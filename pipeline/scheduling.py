@@ -89,10 +89,12 @@ def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
     if not table_dir.is_dir():
         return
     for folder in table_dir.iterdir():
-        listed = folder / INCREMENT
-        if folder == keep or not listed.exists():
+        if folder == keep:
             continue
-        names = {f["name"] for f in json.loads(listed.read_text())["files"]}
+        try:
+            names = {f["name"] for f in json.loads((folder / INCREMENT).read_text())["files"]}
+        except (FileNotFoundError, NotADirectoryError):  # not an increment, or another process tidied it just now
+            continue
         if names & recorded.keys():
             folders.remove(folder, folder, first=lambda load_id=folder.name: client.with_retries(
                 lambda conn: state.drop_load(conn, load_id), f"removing load {load_id}"))
