@@ -32,7 +32,7 @@ class Engine(Protocol):
 
 
 def engine(plan: Plan) -> Engine:
-    """The engine that exports ``plan``: the configured one - but pyarrow for an append increment below
+    """The engine that exports ``plan``: the configured one - but pyarrow for an increment (append, merge) below
     ``[export] spark_min_rows``, which a JVM would take longer to start than to export."""
     settings = config.export()
     if settings.engine == "arrow" or (plan.incremental and plan.total_rows < settings.spark_min_rows):
