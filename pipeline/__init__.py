@@ -4,15 +4,8 @@ Importing the package defines the tasks and configures nothing; logging is set u
 or ``python -m pipeline`` starts (``logs``).
 """
 
-from .tasks import (
-    CopyChunkToPostgres,
-    ExportCsvChunks,
-    IngestAll,
-    IngestTable,
-    PublishTable,
-    SparkReadParquet,
-    VerifyRowCount,
-)
+from .ingest import ForgetRemovedFiles, IngestAll, IngestTable
+from .tasks import CopyChunkToPostgres, ExportCsvChunks, PublishTable, SparkReadParquet, VerifyRowCount
 
 __all__ = ["SparkReadParquet", "ExportCsvChunks", "CopyChunkToPostgres", "VerifyRowCount", "PublishTable",
-           "IngestTable", "IngestAll"]
+           "IngestTable", "IngestAll", "ForgetRemovedFiles"]

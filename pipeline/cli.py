@@ -17,10 +17,10 @@ from luigi.cmdline_parser import CmdlineParser
 
 from . import config, logs
 from .errors import PipelineError
+from .ingest import IngestAll
 from .model.naming import TableName
 from .postgres import client, state
 from .source import catalog
-from .tasks import IngestAll
 
 
 def _scheduler_up() -> bool:

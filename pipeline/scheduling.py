@@ -2,7 +2,9 @@
 ``merge`` modes the files not yet recorded as published into the table (``source.increment``), or nothing.
 
 An increment is fixed when it is scheduled: its files are written to the load's ``files.json``, so files
-arriving while it loads wait for the next run instead of changing the load under way."""
+arriving while it loads wait for the next run instead of changing the load under way. With a
+``source_file_column`` a rewritten file is in the increment again (its earlier rows are replaced), and with
+``on_removed = "delete"`` a removed file's rows are deleted (``Schedule.removed``); else either stops the run."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from . import folders
 from .errors import SourceError
-from .model.load import INCREMENT, Load
+from .model.load import INCREMENT, Load, export_options
 from .model.plan import SourceFile
 from .postgres import client, state
 from .source import catalog, increment
@@ -34,52 +37,84 @@ def pending(spec: catalog.TableSpec) -> tuple[increment.Pending, dict[str, state
         raise SourceError(f"{spec.table} was published before the pipeline recorded the files it loads; load it "
                           "once with --mode replace, then append")
     recorded = recorded if held else {}
-    return increment.pending(spec.source, files, recorded), recorded
+    return increment.pending(spec.source, files, recorded, spec.options.settle_seconds), recorded
 
 
 def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
-    """Why an increment cannot be taken: a recorded file was rewritten or removed."""
-    for names, what in ((found.rewritten, "was rewritten"), (found.removed, "was removed")):
+    """Why an increment cannot be taken: a recorded file was rewritten or removed, and config/ does not say
+    what to do then."""
+    options = spec.options
+    rewritten = [f.name for f in found.rewritten]
+    refused = ((() if options.source_file_column else rewritten, "was rewritten", "source_file_column"),
+               (found.removed if options.on_removed == "refuse" else (), "was removed", "on_removed"))
+    for names, what, remedy in refused:
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
             return (f"file {os.path.join(spec.source, names[0])!r}{more} {what} after its rows were loaded into "
-                    f"{spec.table}; nothing was loaded - run it with --mode replace to reload the folder")
+                    f"{spec.table}; nothing was loaded - run it with --mode replace to reload the folder (or "
+                    f"declare {remedy} in config/)")
     return None
 
 
-def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
-              write: bool = True) -> Load | None:
-    """The load that brings ``table`` up to date, or None when an increment would hold no file. ``write``: fix an
-    increment's files in its ``files.json`` (scheduling it); without, only say which load it would be."""
+class Schedule(NamedTuple):
+    """What brings a table up to date: a load (None: no file to load), and the recorded files whose rows are to
+    be deleted, removed from the folder (``on_removed = "delete"``)."""
+
+    load: Load | None
+    removed: list[str]
+
+
+def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
+             write: bool = True) -> Schedule:
+    """What brings ``table`` up to date. ``write``: fix an increment's files in its ``files.json`` (scheduling
+    it); without, only say which load it would be."""
     spec = catalog.resolve(table, source, chunk_rows, mode, key)
+    options = export_options(spec.options.source_file_column, spec.options.dedup)
     if spec.mode == "replace":
-        return Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)))
+        return Schedule(Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)),
+                             options=options), [])
     found, recorded = pending(spec)
     problem = refusal(spec, found)
     if problem:
         raise SourceError(problem)
+    removed = found.removed if spec.options.on_removed == "delete" else []
     if found.incomplete and write:
-        log.info("%s: %d new file(s) still being written (no footer yet), left for the next run: %s", spec.table,
-                 len(found.incomplete), ", ".join(repr(n) for n in found.incomplete[:3]))
-    if not found.new:
+        log.info("%s: %d new file(s) still being written (no footer yet, or changed in the last %g s), left for the "
+                 "next run: %s", spec.table, len(found.incomplete), spec.options.settle_seconds,
+                 ", ".join(repr(n) for n in found.incomplete[:3]))
+    files = sorted(found.new + found.rewritten, key=lambda f: f.name)
+    if not files:
         if write:
             log.info("%s: no new file in %r; nothing to %s", spec.table, spec.source, spec.mode)
             tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
-        return None
-    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(found.new), spec.mode, spec.key)
+        return Schedule(None, removed)
+    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(files), spec.mode, spec.key, options)
     if write and not load.increment_file.exists():
         load.folder.mkdir(parents=True, exist_ok=True)
         tmp = load.folder / f".files.json.{os.getpid()}"
-        tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in found.new]}))
+        tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in files],
+                                   "rewritten": [f.name for f in found.rewritten]}))
         os.replace(tmp, load.increment_file)
-    return load
+    return Schedule(load, removed)
 
 
-def increment_files(load: Load) -> tuple[list[SourceFile], bool]:
-    """The files of a scheduled increment, as they were listed when it was scheduled, and whether they are the
-    whole table (it held no load then)."""
+def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
+              write: bool = True) -> Load | None:
+    """The load that brings ``table`` up to date, or None when an increment would hold no file (``schedule``)."""
+    return schedule(table, source, chunk_rows, mode, key, write).load
+
+
+class Increment(NamedTuple):
+    files: list[SourceFile]  # as they were listed when it was scheduled
+    whole_table: bool  # the table held no load then
+    rewritten: list[str]  # names of files it loads again
+
+
+def increment_files(load: Load) -> Increment:
+    """The files of a scheduled increment."""
     increment = json.loads(load.increment_file.read_text())
-    return [SourceFile(**f) for f in increment["files"]], increment["whole_table"]
+    return Increment([SourceFile(**f) for f in increment["files"]], increment["whole_table"],
+                     increment.get("rewritten", []))
 
 
 def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
@@ -92,9 +127,11 @@ def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
         if folder == keep:
             continue
         try:
-            names = {f["name"] for f in json.loads((folder / INCREMENT).read_text())["files"]}
+            files = json.loads((folder / INCREMENT).read_text())["files"]
         except (FileNotFoundError, NotADirectoryError):  # not an increment, or another process tidied it just now
             continue
-        if names & recorded.keys():
+        # recorded as this increment holds it (a rewritten file is recorded as it was before)
+        if any(f["name"] in recorded and (recorded[f["name"]].size, recorded[f["name"]].mtime_ns)
+               == (f["size"], f["mtime_ns"]) for f in files):
             folders.remove(folder, folder, first=lambda load_id=folder.name: client.with_retries(
                 lambda conn: state.drop_load(conn, load_id), f"removing load {load_id}"))

@@ -32,13 +32,15 @@ class TableStatus(NamedTuple):
 
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     try:
-        load = scheduling.next_load(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key, write=False)
+        load, removed = scheduling.schedule(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key,
+                                            write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
     if load is None:  # append or merge mode, no new file
         load_id, rows = state.published_info(conn, TableName.parse(spec.table)) or ("-", 0)
         done = "appended" if spec.mode == "append" else "merged"
-        return TableStatus(spec.table, load_id, f"{done}, up to date", 0, None, rows, rows, None, None)
+        where = f"{len(removed):,} removed files' rows to delete" if removed else f"{done}, up to date"
+        return TableStatus(spec.table, load_id, where, 0, None, rows, rows, None, None)
     published = state.published_info(conn, load.target)
     chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
     if published and published[0] == load.load_id and not load.incremental:
@@ -87,12 +89,13 @@ def render_pending() -> str:
     lines = []
     for spec in catalog.load_tables():
         try:
-            found, recorded = scheduling.pending(catalog.resolve(*spec))
+            found, recorded = scheduling.pending(catalog.resolve(*spec[:5]))
         except PipelineError as exc:
             lines.append((spec.table, spec.mode, f"cannot tell: {exc}", "", "", "", ""))
             continue
+        what = {"delete": " (rows to delete)", "keep": " (rows kept)"}.get(spec.options.on_removed, "")
         lines.append((spec.table, spec.mode, f"{len(recorded):,}", f"{len(found.new):,}", f"{len(found.rewritten):,}",
-                      f"{len(found.removed):,}", f"{len(found.incomplete):,}"))
+                      f"{len(found.removed):,}{what if found.removed else ''}", f"{len(found.incomplete):,}"))
     return _columns(header, lines)
 
 

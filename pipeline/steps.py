@@ -23,6 +23,7 @@ from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
 from .postgres import append, client, merge, staging, state
+from .source import catalog
 from .source.increment import files_holding
 from .verification.stats import CHECKSUM_ONLY, Stats, changed_columns, combine, differences
 
@@ -128,11 +129,18 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     faults.point("copy.done")
 
 
-def publish_increment(plan: Plan) -> str:
+def declared_indexes(table: str) -> append.Declared:
+    """The primary key and indexes config/ declares for the table (none when it is not declared there)."""
+    spec = catalog.declared(table)
+    return (spec.options.primary_key, spec.options.indexes) if spec else ((), ())
+
+
+def publish_increment(plan: Plan, declared: append.Declared = ((), ())) -> str:
     """Publish an increment (``postgres.append``); what it did, in words. A key twice in a merge is named with the
     files holding it."""
     try:
-        return client.with_retries(lambda conn: append.publish_increment(conn, plan), f"publishing {plan.table}")
+        return client.with_retries(lambda conn: append.publish_increment(conn, plan, declared),
+                                   f"publishing {plan.table}")
     except merge.DuplicateKey as dup:
         files = ", ".join(repr(name) for name in files_holding(plan, dup.fields))
         raise SourceError(f"{dup} ({files}); nothing was published - a merge key must be unique among the files "

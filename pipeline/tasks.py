@@ -1,13 +1,15 @@
-"""The Luigi task graph.
+"""The Luigi task graph of a load.
 
     IngestAll -> IngestTable -> PublishTable -> VerifyRowCount -> CopyChunkToPostgres x N
-                                                              \\-> ExportCsvChunks -> SparkReadParquet
+                            |                               \\-> ExportCsvChunks -> SparkReadParquet
+                            \\-> ForgetRemovedFiles (``ingest``: on_removed = "delete")
 
 Every task of a load carries the same parameters (table, source, chunk_rows, the fingerprint of its
-files, the mode and a merge's key), so its id names *what* is loaded; where the state lives and how many
-workers run are settings, not parameters. Changing a source file changes the fingerprint, hence every
-task id, hence makes a new load. In ``append`` and ``merge`` modes a load is an increment: the files not
-yet in the table (``scheduling``); with none, ``IngestTable`` requires nothing and nothing runs.
+files, the mode, a merge's key, the table options that change its chunks), so its id names *what* is
+loaded; where the state lives and how many workers run are settings, not parameters. Changing a source
+file changes the fingerprint, hence every task id, hence makes a new load. In ``append`` and ``merge``
+modes a load is an increment: the files not yet in the table (``scheduling``); with none, ``IngestTable``
+requires nothing and nothing runs.
 """
 
 from __future__ import annotations
@@ -25,23 +27,24 @@ from .model.chunk import Chunk, Manifest
 from .model.load import MODES, Load
 from .model.plan import Plan
 from .postgres import append, client, publish, state
-from .source import catalog
 from .source.planning import make_plan
 
 log = logging.getLogger(__name__)
 
 # Parameter order is creation order; it is the order a task shows its parameters in logs and the visualiser.
-_TABLE = luigi.Parameter(description="Target table, schema.table")
+TABLE = luigi.Parameter(description="Target table, schema.table")
 _CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk set")
 _SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
 _CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
 _FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
-_MODE = luigi.ChoiceParameter(choices=MODES, default="replace", description="replace: the table becomes the "
+MODE = luigi.ChoiceParameter(choices=MODES, default="replace", description="replace: the table becomes the "
                               "folder; append: the files not yet loaded are added to it; merge: merged into it")
 _KEY = luigi.Parameter(default="", description="merge: the key's columns, comma-separated")
+_OPTIONS = luigi.Parameter(default="", description="The table's options from config/ that change the chunks: "
+                           "source_file_column, dedup (JSON)")
 
 
-class _SetsUpTheRun:
+class SetsUpTheRun:
     """Creating a task of the pipeline sets up the run - its logging (``logs``) and a state dir private to the
     running user (``config.private_state_dir``); importing the package does neither."""
 
@@ -51,15 +54,16 @@ class _SetsUpTheRun:
         config.private_state_dir()
 
 
-class LoadTask(_SetsUpTheRun, luigi.Task):
+class LoadTask(SetsUpTheRun, luigi.Task):
     """Shared by every task of one load."""
 
-    table = _TABLE
+    table = TABLE
     source = _SOURCE
     chunk_rows = _CHUNK_ROWS
     fingerprint = _FINGERPRINT
-    mode = _MODE
+    mode = MODE
     key = _KEY
+    options = _OPTIONS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -71,7 +75,7 @@ class LoadTask(_SetsUpTheRun, luigi.Task):
 
     @cached_property
     def load(self) -> Load:
-        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode, self.key)
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode, self.key, self.options)
 
     @property
     def load_id(self) -> str:
@@ -100,15 +104,18 @@ class SparkReadParquet(LoadTask):
         return luigi.LocalTarget(self.load.plan_file)
 
     def run(self):
-        files, whole = scheduling.increment_files(self.load) if self.load.incremental else (None, True)
-        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows, files,
-                         mode=self.mode, whole_table=whole, key=self.load.key_columns)
+        increment = scheduling.increment_files(self.load) if self.load.incremental else None
+        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows,
+                         increment.files if increment else None, mode=self.mode,
+                         whole_table=increment.whole_table if increment else True, key=self.load.key_columns,
+                         file_column=self.load.file_column, row_column=self.load.row_column,
+                         rewritten=increment.rewritten if increment else [])
 
         def check(conn) -> None:
             state.ensure_schema(conn)
             publish.check_can_publish(conn, self.load.target, self.load.incremental)
             if self.load.incremental:
-                append.check_columns(conn, self.load.target, plan.columns, self.source)
+                append.check_columns(conn, self.load.target, plan.table_columns, self.source)
 
         client.with_retries(check, f"checking rights on {self.table}")
         self.load.folder.mkdir(parents=True, exist_ok=True)
@@ -211,44 +218,15 @@ class PublishTable(LoadTask):
             raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
                              "was reset - run again to load it")
         plan = self.plan()
+        declared = steps.declared_indexes(self.table)
         if self.load.incremental:
-            self.report(steps.publish_increment(plan), 100)
+            self.report(steps.publish_increment(plan, declared), 100)
             steps.forget_increment(self.load)
             return
-        client.with_retries(lambda conn: publish.publish(conn, plan), f"publishing {self.table}")
-        self.report(f"published {steps.fmt(plan.total_rows)} rows", 100)
+        made = client.with_retries(lambda conn: publish.publish(conn, plan, declared), f"publishing {self.table}")
+        self.report(f"published {steps.fmt(plan.total_rows)} rows"
+                    + (f"; made the {', '.join(made)} config/ declares" if made else ""), 100)
         for other in self.load.table_dir.iterdir():
             if other != self.load.folder:
                 folders.remove(other, other)
         folders.remove(self.load.chunk_set, self.load.folder)
-
-
-class IngestTable(_SetsUpTheRun, luigi.WrapperTask):
-    """Load one folder of Parquet files into one table: replace it, or append or merge the files not yet in it."""
-
-    table = luigi.Parameter(description="Target table, schema.table")
-    source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "
-                             "entry in config/")
-    chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
-                                    "[pipeline] chunk_rows")
-    mode = luigi.Parameter(default="", description="replace (the table becomes the folder), append (add the "
-                           "files not yet loaded) or merge (merge them on --key); default: config/ (without "
-                           "--source) or replace")
-    key = luigi.Parameter(default="", description="merge: the columns that identify a row, comma-separated; "
-                          "default: config/")
-
-    @cached_property
-    def _publish(self) -> PublishTable | None:
-        load = scheduling.next_load(self.table, self.source, self.chunk_rows, self.mode, self.key)
-        return None if load is None else PublishTable(**load._asdict())
-
-    def requires(self):
-        return [] if self._publish is None else self._publish
-
-
-class IngestAll(_SetsUpTheRun, luigi.WrapperTask):
-    """Load every table declared in config/."""
-
-    def requires(self):
-        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode, key=s.key)
-                for s in catalog.load_tables()]

@@ -15,14 +15,17 @@ from helpers import assert_clear_failure, assert_table_matches, ingest, ok, quer
 ARROW = ("--export-engine", "arrow")
 
 
-def write_keyed(folder, name: str, ids, tag: str) -> None:
-    """A file of rows keyed by (id, day), their text naming the file that wrote them."""
+def write_keyed(folder, name: str, ids, tag: str, positions: bool = False) -> None:
+    """A file of rows keyed by (id, day), their text naming the file that wrote them (``positions``: and the row's
+    position in the file, so that rows of one key in one file differ)."""
     folder.mkdir(parents=True, exist_ok=True)
     ids = list(ids)
+    texts = ([f"{tag} row {n}" for n in range(len(ids))] if positions
+             else [None if i % 13 == 0 else f"{tag} {i} \"q\", x" for i in ids])
     pq.write_table(pa.table({
         "id": pa.array(ids, pa.int64()),
         "day": pa.array([dt.date(2023, 1, 1 + i % 2) for i in ids], pa.date32()),
-        "text": pa.array([None if i % 13 == 0 else f"{tag} {i} \"q\", x" for i in ids], pa.string()),
+        "text": pa.array(texts, pa.string()),
         "ts": pa.array([dt.datetime(2023, 1, 1) + dt.timedelta(seconds=i, microseconds=i) for i in ids],
                        pa.timestamp("us")),
     }), folder / name)

@@ -79,18 +79,31 @@ def _reading(plan: Plan, index: int, path: str):
                           "exported and nothing was published") from exc
 
 
+def _with_coordinates(plan: Plan, batch: pa.RecordBatch, name: str, first_row: int) -> pa.RecordBatch:
+    """``batch`` (rows ``first_row``.. of file ``name``) with the columns the plan adds: file name, row index."""
+    added = []
+    if plan.file_column:
+        added.append(pa.repeat(pa.scalar(name, pa.string()), batch.num_rows))
+    if plan.row_column:
+        added.append(pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)))
+    if not added:
+        return batch
+    return pa.RecordBatch.from_arrays([*batch.columns, *added], names=[c.name for c in plan.columns])
+
+
 def _file_batches(plan: Plan, index: int, schema: pa.Schema):
-    """The batches of the chunk's files in order, read as ``schema``; each file's rows checked against its
-    footer's count, and a failure naming the file."""
+    """The batches of the chunk's files in order, read as ``schema`` (with the columns the plan adds); each
+    file's rows checked against its footer's count, and a failure naming the file."""
     names = plan.column_names
     parquet = _parquet_format()
-    for path, expected in zip(plan.chunk_paths(index), plan.chunk_file_rows(index), strict=True):
+    files = [plan.files[i].name for i in plan.chunks[index]]
+    for path, name, expected in zip(plan.chunk_paths(index), files, plan.chunk_file_rows(index), strict=True):
         rows = 0
         with _reading(plan, index, path):
             for batch in ds.dataset(path, format=parquet, schema=schema).to_batches(
                     columns=names, batch_size=BATCH_ROWS, use_threads=True):
+                yield _with_coordinates(plan, batch, name, rows)
                 rows += batch.num_rows
-                yield batch
         if rows != expected:
             raise ExportError(f"file {path!r} holds {rows:,} rows but its footer says {expected:,}: the file is "
                               f"inconsistent, so {plan.table} cannot be verified; nothing was published")
@@ -116,9 +129,11 @@ def _batches(plan: Plan, index: int):
             yield _loadable(pa.Table.from_batches(pending).combine_chunks().to_batches()[0])
             pending, rows, sent = [], 0, True
     if pending or not sent:
-        table = pa.Table.from_batches(pending, schema=schema.empty_table().select(plan.column_names).schema)
+        empty = _with_coordinates(plan, pa.RecordBatch.from_pylist([], schema.empty_table().select(
+            plan.column_names).schema), "", 0)
+        table = pa.Table.from_batches(pending, schema=empty.schema)
         yield _loadable(pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns],
-                                                   names=plan.column_names))
+                                                   names=table.schema.names))
 
 
 def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHECKSUM) -> Stats:

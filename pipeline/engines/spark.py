@@ -77,6 +77,32 @@ def csv_frame(frame, columns: list[Column], observation, leaves: list[int] = ())
     return measured.observe(observation, *spark_stats.aggregates(columns), *entries).select("value")
 
 
+def with_coordinates(frame, plan: Plan):
+    """``frame`` with the columns the plan adds: each row's file name and its index in the file, from Spark's
+    ``_metadata``. Its ``file_name`` is URI-encoded: '%' and the characters a URI may not hold are escaped, '+'
+    is not - so it is decoded with '+' escaped first (``url_decode`` would read it as a space)."""
+    from pyspark.sql import functions as F
+
+    added = []
+    if plan.file_column:
+        name = F.url_decode(F.replace(F.col("_metadata.file_name"), F.lit("+"), F.lit("%2B")))
+        added.append(name.alias(plan.file_column))
+    if plan.row_column:
+        added.append(F.col("_metadata.row_index").alias(plan.row_column))
+    return frame.select("*", *added) if added else frame
+
+
+def _strangers(frame, plan: Plan, index: int, observation):
+    """``frame``, counting (as ``strangers``) the rows whose file name is not one of the chunk's files."""
+    from pyspark.sql import functions as F
+
+    if not plan.file_column:
+        return frame
+    names = [plan.files[i].name for i in plan.chunks[index]]
+    stranger = F.when(col(plan.file_column).isin(names), 0).otherwise(1)
+    return frame.observe(observation, F.sum(stranger).alias("strangers"))
+
+
 _GLOB = re.compile(r"([\\*?\[\]{}])")
 
 
@@ -112,14 +138,16 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
     spark = session()
     chunk = Chunk(plan.load_id, index)
     paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
-    observation = Observation(f"chunk{index}")
+    observation, names = Observation(f"chunk{index}"), Observation(f"chunk{index}-files")
     spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
     try:
-        frame = csv_frame(spark.read.parquet(*paths), plan.columns, observation, plan.repeated_leaves)
+        source = _strangers(with_coordinates(spark.read.parquet(*paths), plan), plan, index, names)
+        frame = csv_frame(source, plan.columns, observation, plan.repeated_leaves)
         frame.write.option("compression", "none").text(str(folder))
         observed = observation.get
         stats = spark_stats.observed(plan.columns, observed)
         entries = [observed[f"leaves_{k}"] or 0 for k in range(len(plan.repeated_leaves))]
+        strangers = names.get["strangers"] if plan.file_column else 0
     except Exception as exc:
         reason = _read_failure(exc)
         if reason is None:
@@ -129,6 +157,9 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
     if stats.rows != plan.chunk_rows(index):
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {stats.rows:,} rows where the "
                                                 f"footers count {plan.chunk_rows(index):,}")
+    if strangers:
+        return _with_arrow(plan, index, folder, f"Spark named the file of {strangers:,} rows other than the chunk's "
+                                                "files do")
     if entries != plan.chunk_leaf_entries(index):
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {sum(entries):,} list or map entries "
                                                 f"where the footers count {sum(plan.chunk_leaf_entries(index)):,}")

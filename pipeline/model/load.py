@@ -14,6 +14,7 @@ builds these names.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -27,6 +28,18 @@ MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk set
 MANIFEST = "_manifest.json"
 INCREMENT = "files.json"
 _EXPORTING = "chunks.tmp-"
+# Columns a load adds to the staging table and not to the table: each row's file name and its index in the file,
+# which a merge with ``dedup = "last"`` needs to keep the latest row of a key.
+HIDDEN_FILE = "_pipeline_file"
+HIDDEN_ROW = "_pipeline_row"
+
+
+def export_options(source_file_column: str = "", dedup: str = "refuse") -> str:
+    """``Load.options``: the table options that change what a load exports, as canonical JSON ("" for none)."""
+    chosen = {"source_file_column": source_file_column} if source_file_column else {}
+    if dedup == "last":
+        chosen["dedup"] = dedup
+    return json.dumps(chosen, sort_keys=True, separators=(",", ":")) if chosen else ""
 
 
 def staging_name(load_id: str) -> str:
@@ -37,7 +50,8 @@ def staging_name(load_id: str) -> str:
 class Load(NamedTuple):
     """One load: the whole source folder (``replace``), or the files not yet in the table - an increment, its
     files listed in ``increment_file`` - added to it (``append``) or merged into it on ``key``, comma-separated
-    column names (``merge``). ``fingerprint`` is the digest of its files."""
+    column names (``merge``). ``fingerprint`` is the digest of its files; ``options``, the table options that change
+    the chunks (``export_options``)."""
 
     table: str
     source: str
@@ -45,13 +59,28 @@ class Load(NamedTuple):
     fingerprint: str
     mode: str = "replace"
     key: str = ""
+    options: str = ""
 
     @property
     def load_id(self) -> str:
         parts = [MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint]
         if self.mode != "replace":  # a replace load keeps the id it had before there were modes
             parts += [self.mode, self.key]
+        if self.options:  # and a load without options the id it had before there were options
+            parts += [self.options]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def file_column(self) -> str:
+        """The column the load adds with each row's file name: ``source_file_column``, a hidden one for a merge
+        that keeps the latest row of a key, or none ("")."""
+        chosen = json.loads(self.options) if self.options else {}
+        return chosen.get("source_file_column") or (HIDDEN_FILE if "dedup" in chosen else "")
+
+    @property
+    def row_column(self) -> str:
+        """The hidden column the load adds with each row's index in its file, or none ("")."""
+        return HIDDEN_ROW if self.options and "dedup" in json.loads(self.options) else ""
 
     @property
     def incremental(self) -> bool:

@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from ..types.mapping import Column
+from .load import HIDDEN_FILE, HIDDEN_ROW
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,24 @@ class Plan:
     mode: str = "replace"  # the load's (``model.load.MODES``)
     whole_table: bool = True  # an increment: scheduled when the table held no load, so it becomes the table
     key: list[str] = field(default_factory=list)  # merge: the columns that identify a row
+    # Columns not read from the files, last in ``columns``: each row's file name, and its index in the file
+    file_column: str = ""
+    row_column: str = ""
+    rewritten: list[str] = field(default_factory=list)  # an increment's files whose earlier rows it replaces
 
     @property
     def incremental(self) -> bool:
         return self.mode != "replace"
+
+    @property
+    def parquet_columns(self) -> list[Column]:
+        """The columns read from the files."""
+        return [c for c in self.columns if c.name not in (self.file_column, self.row_column)]
+
+    @property
+    def table_columns(self) -> list[Column]:
+        """The columns of the table (the staging table may hold hidden ones more)."""
+        return [c for c in self.columns if c.name not in (HIDDEN_FILE, HIDDEN_ROW)]
 
     @property
     def total_rows(self) -> int:
@@ -60,7 +75,8 @@ class Plan:
 
     @property
     def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
+        """The names of the columns read from the files."""
+        return [c.name for c in self.parquet_columns]
 
     def chunk_paths(self, index: int) -> list[str]:
         return [os.path.join(self.source, self.files[i].name) for i in self.chunks[index]]

@@ -1,10 +1,12 @@
 """Publishing an increment (``append`` and ``merge`` modes): its verified rows go into the target table (merged
 on the key: ``merge``) and its files into the record of published files, in one transaction - so each file is
 either in the table and recorded, or neither. The first increment of a table becomes the table, as a replace
-load does."""
+load does. The rows of a file loaded again (rewritten, its name in ``source_file_column``) are deleted first, in
+the same transaction; ``forget_files`` deletes those of removed files."""
 
 from __future__ import annotations
 
+import psycopg2.errors
 from psycopg2 import sql
 
 from .. import faults
@@ -12,10 +14,12 @@ from ..errors import SourceError, StateReset, VerificationError
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import Column
-from . import merge
+from . import indexes, merge
 from .client import transaction
 from .publish import move_into_place
 from .state import discard_load, mark_published, published_row, staging_table, state
+
+Declared = tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]  # config/'s (primary_key, indexes)
 
 
 def _columns(cur, table: sql.Composable) -> dict[str, str]:
@@ -52,17 +56,20 @@ def check_columns(conn, target: TableName, columns: list[Column], source: str) -
                           "--mode replace to take the files' columns")
 
 
-def publish_increment(conn, plan: Plan) -> str:
+def publish_increment(conn, plan: Plan, declared: Declared = ((), ())) -> str:
     """Insert (``append``) or merge (``merge``) the verified increment into the target and record its files, in
-    one transaction; what it did, in words."""
+    one transaction; what it did, in words. ``declared``: the indexes config/ declares for the table."""
     target = TableName.parse(plan.table)
-    names = [f.name for f in plan.files]
+    planned = {f.name: f for f in plan.files}
     with transaction(conn, f"publishing into {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
-        cur.execute(sql.SQL("""SELECT name, load_id FROM {} WHERE target_schema = %s AND target_table = %s
-                               AND name = ANY(%s) ORDER BY name""").format(state("published_files")),
-                    (*target, names))
-        recorded = cur.fetchall()
+        cur.execute(sql.SQL("""SELECT name, size, mtime_ns, digest, load_id FROM {}
+                               WHERE target_schema = %s AND target_table = %s AND name = ANY(%s) ORDER BY name
+                            """).format(state("published_files")), (*target, list(planned)))
+        # recorded before: but a rewritten file's earlier version, which this increment replaces
+        recorded = [(name, load_id) for name, size, mtime_ns, digest, load_id in cur.fetchall()
+                    if name not in plan.rewritten or (size, mtime_ns, digest) == (
+                        planned[name].size, planned[name].mtime_ns, planned[name].digest)]
         held = published_row(cur, target)
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (target.identifier().as_string(cur),))
         exists = cur.fetchone()[0]
@@ -73,7 +80,7 @@ def publish_increment(conn, plan: Plan) -> str:
             superseded = recorded[0][0]
         else:
             superseded = None
-            said = _publish(cur, plan, target, held, exists)
+            said = _publish(cur, plan, target, held, exists, declared)
     if superseded:
         raise StateReset(f"another run loaded {superseded!r} into {plan.table} while this one loaded it; nothing "
                          "of this increment was published - run again to load the files still new")
@@ -81,38 +88,74 @@ def publish_increment(conn, plan: Plan) -> str:
     return said
 
 
-def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, exists: bool) -> str:
+def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, exists: bool,
+             declared: Declared) -> str:
     staged = staging_table(plan.load_id)
     merging = plan.mode == "merge"
-    if merging:
-        merge.check_keys(cur, plan, staged)
+    rows = plan.total_rows - (merge.check_keys(cur, plan, staged) if merging else 0)
+    hidden = [c for c in plan.columns if c not in plan.table_columns]
+    if hidden:  # the file and row columns only the key's deduplication needed
+        cur.execute(sql.SQL("ALTER TABLE {} ").format(staged) + sql.SQL(", ").join(
+            sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
+    deleted = 0
     if not exists:  # the first increment, or the table was dropped: it becomes the table
         _become_the_table(cur, plan, target)
         if merging:
             merge.ensure_unique(cur, target, plan.key)
-        total, replaced, added = plan.total_rows, 0, plan.total_rows
+        total, replaced, added = rows, 0, rows
     else:  # a table this pipeline published, or one a user made for it
         problem = _drift(cur, target, staged, "the increment's files")
         if problem:
             raise SourceError(f"cannot load into {plan.table}: {problem} (it changed during the load); "
                               "nothing was published")
+        if plan.rewritten:
+            deleted = delete_file_rows(cur, plan.table, plan.file_column, plan.rewritten, exact=not merging)
         if merging:
-            replaced, added = merge.upsert(cur, plan, target, staged)
+            replaced, added = merge.upsert(cur, plan, target, staged, rows)
         else:
-            columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns)
-            cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                target.identifier(), columns, columns, staged))
-            if cur.rowcount != plan.total_rows:
+            columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.table_columns)
+            try:
+                cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    target.identifier(), columns, columns, staged))
+            except psycopg2.errors.UniqueViolation as exc:  # a key the table holds already (a declared one, say)
+                detail = (exc.diag.message_detail or "").rstrip(".")
+                raise SourceError(f"cannot append to {plan.table}: the new files hold a row its unique index "
+                                  f"{exc.diag.constraint_name!r} refuses ({detail}); nothing was published") from exc
+            if cur.rowcount != rows:
                 raise VerificationError(f"appending to {plan.table} inserted {cur.rowcount:,} rows where the "
-                                        f"increment holds {plan.total_rows:,}; nothing was published")
-            replaced, added = 0, plan.total_rows
+                                        f"increment holds {rows:,}; nothing was published")
+            replaced, added = 0, rows
         cur.execute(sql.SQL("DROP TABLE {}").format(staged))
-        total = held[1] + added if held else _count(cur, target)
+        total = held[1] + added - deleted if held else _count(cur, target)
+    made = indexes.declare(cur, target.identifier(), plan.table, *declared)
     mark_published(cur, target, plan, total, replace_files=not exists)
     cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state("chunk_ledger")), (plan.load_id,))
     files = f"{plan.total_rows:,} rows from {len(plan.files):,} files"
+    if rows != plan.total_rows:
+        files += f" ({plan.total_rows - rows:,} earlier rows of a key left out)"
     done = f"merged {files}: {replaced:,} replaced, {added:,} added" if merging else f"appended {files}"
+    if deleted:
+        done += f", after deleting the {deleted:,} rows of {len(plan.rewritten):,} rewritten files"
+    if made:
+        done += f"; made the {', '.join(made)} config/ declares"
     return f"{done}; the table holds {total:,}"
+
+
+def delete_file_rows(cur, table: str, file_column: str, names: list[str], exact: bool) -> int:
+    """Delete the table's rows from the recorded files ``names`` (by ``file_column``), and their records; how many
+    rows. ``exact``: they must be the rows recorded for those files (no merge has replaced any since)."""
+    target = TableName.parse(table)
+    cur.execute(sql.SQL("""DELETE FROM {} WHERE target_schema = %s AND target_table = %s AND name = ANY(%s)
+                           RETURNING rows""").format(state("published_files")), (*target, names))
+    recorded = sum(row[0] for row in cur.fetchall())
+    cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(target.identifier(), sql.Identifier(file_column)),
+                (names,))
+    deleted = cur.rowcount
+    if deleted > recorded or (exact and deleted != recorded):
+        raise VerificationError(f"{table} holds {deleted:,} rows from {len(names):,} files ({names[0]!r} ...) in "
+                                f"its column {file_column!r}, where {recorded:,} were loaded from them; nothing was "
+                                "changed")
+    return deleted
 
 
 def _count(cur, target: TableName) -> int:
@@ -125,3 +168,22 @@ def _become_the_table(cur, plan: Plan, target: TableName) -> None:
         raise StateReset(f"{plan.table} was dropped while this increment was loaded; nothing was published - run "
                          "again to load every file of the folder")
     move_into_place(cur, plan, target)
+
+
+def forget_files(conn, table: str, file_column: str, names: list[str], exact: bool) -> str:
+    """Delete the rows of the recorded files ``names`` (removed from the folder: ``on_removed = "delete"``) and their
+    records, in one transaction; what it did, in words."""
+    target = TableName.parse(table)
+    with transaction(conn, f"deleting the rows of removed files from {table}") as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
+        cur.execute(sql.SQL("""SELECT name FROM {} WHERE target_schema = %s AND target_table = %s AND name = ANY(%s)
+                            """).format(state("published_files")), (*target, names))
+        still = [row[0] for row in cur.fetchall()]
+        if not still or published_row(cur, target) is None:
+            return "the removed files were forgotten by another process already"
+        deleted = delete_file_rows(cur, table, file_column, still, exact)
+        cur.execute(sql.SQL("""UPDATE {} SET rows = rows - %s, published_at = now()
+                               WHERE target_schema = %s AND target_table = %s""").format(state("published")),
+                    (deleted, *target))
+    faults.point("publish.after_commit")
+    return f"deleted the {deleted:,} rows of {len(still):,} removed files ({still[0]!r} ...)"

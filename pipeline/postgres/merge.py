@@ -1,7 +1,9 @@
 """Merging an increment on its key (``merge`` mode), inside the publish transaction of ``append``: the staged
 rows replace the table's rows with the same key and add the others (``INSERT … ON CONFLICT (key) DO UPDATE``,
 on a unique index of the key, made if missing), and the merge is verified before it commits - every staged row
-went in, the table gained exactly the keys it did not hold, and it holds each staged row under its key."""
+went in, the table gained exactly the keys it did not hold, and it holds each staged row under its key.
+A key twice among the staged rows is refused, or with ``dedup = "last"`` the row of the latest file (by name,
+then row order) is kept and the others deleted first, by the file and row columns the load added."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import MAX_IDENTIFIER
 from ..verification.postgres import SESSION_SETTINGS, pg_field, table_stats
+from .indexes import indexes_of
 
 
 class DuplicateKey(SourceError):
@@ -27,14 +30,17 @@ def _names(plan: Plan) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, plan.key))
 
 
-def check_keys(cur, plan: Plan, staged: sql.Composable) -> None:
-    """Every staged row has a key, and no key occurs twice."""
+def check_keys(cur, plan: Plan, staged: sql.Composable) -> int:
+    """Every staged row has a key, and no key occurs twice - or, when the plan keeps the latest row of a key
+    (its ``row_column``), the earlier rows are deleted; how many."""
     where = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in plan.key)
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(staged, where))
     nulls = cur.fetchone()[0]
     if nulls:
         raise SourceError(f"cannot merge into {plan.table}: {nulls:,} rows of the new files have a NULL in the key "
                           f"({', '.join(plan.key)}); nothing was published")
+    if plan.row_column:
+        return _keep_latest(cur, plan, staged)
     columns = {c.name: c for c in plan.columns}
     texts = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in plan.key)
     fields = sql.SQL(", ").join(pg_field(columns[k]) for k in plan.key)
@@ -47,16 +53,24 @@ def check_keys(cur, plan: Plan, staged: sql.Composable) -> None:
         shown = ", ".join(values[:len(plan.key)])
         raise DuplicateKey(f"cannot merge into {plan.table}: key ({', '.join(plan.key)})=({shown}) occurs {n} times "
                            "in the new files", list(values[len(plan.key):]))
+    return 0
+
+
+def _keep_latest(cur, plan: Plan, staged: sql.Composable) -> int:
+    """Delete the staged rows of a key but the one from the latest file (names compared as Python sorts them:
+    by code point, as the "C" collation does in UTF-8), then the last row of that file."""
+    latest = sql.SQL("ORDER BY {} COLLATE \"C\" DESC, {} DESC").format(
+        sql.Identifier(plan.file_column), sql.Identifier(plan.row_column))
+    cur.execute(sql.SQL("""DELETE FROM {staged} s USING (
+                               SELECT ctid FROM (SELECT ctid, row_number() OVER (PARTITION BY {key} {latest}) AS n
+                                                 FROM {staged}) numbered WHERE n > 1) earlier
+                           WHERE s.ctid = earlier.ctid""").format(staged=staged, key=_names(plan), latest=latest))
+    return cur.rowcount
 
 
 def ensure_unique(cur, target: TableName, key: list[str]) -> None:
     """A unique index on exactly the key's columns, which ``ON CONFLICT`` needs: the table's own, or one made."""
-    cur.execute("""SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(%s) AND i.indisunique
-                     AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = %s
-                     AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
-                          WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = %s""",
-                (target.identifier().as_string(cur), len(key), sorted(key)))
-    if cur.fetchone():
+    if any(index.unique and sorted(index.columns) == sorted(key) for index in indexes_of(cur, target.identifier())):
         return
     name = f"{target.name[:MAX_IDENTIFIER - 10]}_merge_key"
     try:
@@ -67,15 +81,15 @@ def ensure_unique(cur, target: TableName, key: list[str]) -> None:
                           "be merged on it; nothing was published") from exc
 
 
-def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable) -> tuple[int, int]:
-    """Merge the staged rows into ``target``; (rows replaced, rows added)."""
+def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> tuple[int, int]:
+    """Merge the ``rows`` staged rows into ``target``; (rows replaced, rows added)."""
     ensure_unique(cur, target, plan.key)
     on = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in plan.key)
     cur.execute(sql.SQL("SELECT count(*) FROM {} s WHERE EXISTS (SELECT 1 FROM {} t WHERE {})").format(
         staged, target.identifier(), on))
     replaced = cur.fetchone()[0]
-    columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.columns)
-    others = [sql.Identifier(c.name) for c in plan.columns if c.name not in plan.key]
+    columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.table_columns)
+    others = [sql.Identifier(c.name) for c in plan.table_columns if c.name not in plan.key]
     action = (sql.SQL("DO UPDATE SET ") + sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(c) for c in others)
               if others else sql.SQL("DO NOTHING"))
     # xmax is 0 on a row version a statement inserted, not on one it updated
@@ -84,14 +98,14 @@ def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable) -> tuple[
                            SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged""").format(
         target.identifier(), columns, columns, staged, _names(plan), action))
     added, merged = cur.fetchone()
-    expected = plan.total_rows if others else plan.total_rows - replaced
-    if merged != expected or added != plan.total_rows - replaced:
+    expected = rows if others else rows - replaced
+    if merged != expected or added != rows - replaced:
         raise VerificationError(f"merging into {plan.table} wrote {merged:,} rows ({added:,} new keys) where the "
-                                f"increment holds {plan.total_rows:,} rows with {plan.total_rows - replaced:,} new "
-                                "keys; nothing was published")
+                                f"increment holds {rows:,} rows with {rows - replaced:,} new keys; nothing was "
+                                "published")
     under_keys = sql.SQL("(SELECT t.* FROM {} t JOIN {} s USING ({})) AS merged").format(
         target.identifier(), staged, _names(plan))
-    if table_stats(cur, under_keys, plan.columns) != table_stats(cur, staged, plan.columns):
+    if table_stats(cur, under_keys, plan.table_columns) != table_stats(cur, staged, plan.table_columns):
         raise VerificationError(f"after merging, {plan.table} does not hold every staged row under its key; nothing "
                                 "was published")
-    return replaced, plan.total_rows - replaced
+    return replaced, rows - replaced

@@ -12,7 +12,7 @@ from ..errors import DatabaseError
 from ..model.load import staging_name
 from ..model.naming import TableName
 from ..model.plan import Plan
-from . import keep
+from . import indexes, keep
 from .client import transaction
 from .state import mark_published, published_row, staging_table, state
 
@@ -53,19 +53,21 @@ def move_into_place(cur, plan: Plan, target: TableName) -> None:
     cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(target.identifier()))
 
 
-def publish(conn, plan: Plan) -> None:
-    """Swap the verified staging table in as the target, atomically, and drop stale loads."""
+def publish(conn, plan: Plan, declared: tuple = ((), ())) -> list[str]:
+    """Swap the verified staging table in as the target, atomically, and drop stale loads; with the
+    ``declared`` (primary key, indexes) of config/ made on it. What it made of them, in words."""
     target = TableName.parse(plan.table)
     with transaction(conn, f"publishing {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
         published = published_row(cur, target)
         if published and published[0] == plan.load_id:
             log.info("%s: load %s was already published by another process", plan.table, plan.load_id)
-            return
+            return []
         # What users built on the old table (indexes, constraints, comments, grants, views) is kept: indexes
         # are built on the staging table first, so the old table is locked only for the swap itself.
         kept = keep.capture(cur, target)
         lost = keep.restore(cur, kept, (config.postgres().state_schema, staging_name(plan.load_id)))
+        made = indexes.declare(cur, staging_table(plan.load_id), plan.table, *declared)
         keep.drop_dependents(cur, kept)
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
         move_into_place(cur, plan, target)
@@ -84,3 +86,4 @@ def publish(conn, plan: Plan) -> None:
     faults.point("publish.after_commit")
     with transaction(conn, f"analyzing {plan.table}") as cur:
         cur.execute(sql.SQL("ANALYZE {}").format(target.identifier()))
+    return made

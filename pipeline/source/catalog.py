@@ -6,6 +6,15 @@
     chunk_rows = 500000                # optional; default [pipeline] chunk_rows
     mode = "merge"                     # optional: replace (default), append or merge
     key = ["id", "day"]                # merge only: the columns that identify a row
+    dedup = "last"                     # merge only: a key twice among the new files - the latest file's row
+                                       #   (by name, then row order) wins; default: refused
+    source_file_column = "source_file" # optional: a text column holding each row's file name; then a
+                                       #   rewritten file's rows are replaced (append, merge modes) ...
+    on_removed = "delete"              # ... and a removed file's rows deleted ("delete") or kept ("keep");
+                                       #   default: either stops the run
+    primary_key = ["id"]               # optional: made on every table published (its columns must be unique)
+    indexes = [["day"], ["name", "id"]]  # optional: made on every table published
+    settle_seconds = 30                # optional: a new file is taken once unchanged for this long
 """
 
 from __future__ import annotations
@@ -21,7 +30,23 @@ from ..model.load import MODES, Load
 from ..model.naming import TableName
 from .listing import fingerprint, list_files
 
-_KEYS = {"table": str, "source": str, "chunk_rows": int, "mode": str, "key": list}
+_KEYS = {"table": str, "source": str, "chunk_rows": int, "mode": str, "key": list, "dedup": str,
+         "source_file_column": str, "on_removed": str, "primary_key": list, "indexes": list,
+         "settle_seconds": (int, float)}
+_COLUMN_LISTS = ("key", "primary_key")
+ON_REMOVED = ("refuse", "delete", "keep")
+DEDUP = ("refuse", "last")
+
+
+class TableOptions(NamedTuple):
+    """What ``config/`` may say about a table besides where it comes from and how it is written."""
+
+    dedup: str = "refuse"  # merge: "last" - of rows sharing a key, the latest file's (then the last row) wins
+    source_file_column: str = ""  # a column holding each row's source file name
+    on_removed: str = "refuse"  # a recorded file removed from the folder: refuse, delete its rows, keep them
+    primary_key: tuple[str, ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ()
+    settle_seconds: float = 0  # a new file modified more recently than this waits for the next run
 
 
 class TableSpec(NamedTuple):
@@ -30,6 +55,7 @@ class TableSpec(NamedTuple):
     chunk_rows: int
     mode: str = "replace"
     key: str = ""  # merge: the key's column names, comma-separated
+    options: TableOptions = TableOptions()
 
 
 def check_mode(mode: str, key: str, where: str) -> str:
@@ -39,6 +65,30 @@ def check_mode(mode: str, key: str, where: str) -> str:
         raise ConfigError(f"{where}: mode 'merge' needs a key (the columns that identify a row)" if key == "" else
                           f"{where}: a key is for mode 'merge' only, not {mode!r}")
     return mode
+
+
+def check_options(options: TableOptions, mode: str, where: str) -> TableOptions:
+    """The options that make sense together and with ``mode``."""
+    if options.dedup not in DEDUP:
+        raise ConfigError(f"{where}: unknown dedup {options.dedup!r}; choose 'last' (or leave it out to refuse)")
+    if options.dedup == "last" and mode != "merge":
+        raise ConfigError(f"{where}: dedup is for mode 'merge' only, not {mode!r}")
+    if options.on_removed not in ON_REMOVED:
+        raise ConfigError(f"{where}: unknown on_removed {options.on_removed!r}; choose 'delete' or 'keep' (or leave "
+                          "it out to refuse)")
+    if options.on_removed == "delete" and not options.source_file_column:
+        raise ConfigError(f"{where}: on_removed = 'delete' needs a source_file_column, to find a removed file's rows")
+    if options.settle_seconds < 0:
+        raise ConfigError(f"{where}: 'settle_seconds' must not be negative")
+    return options
+
+
+def _column_list(value, where: str, key: str) -> tuple[str, ...]:
+    """A list of column names, or one name."""
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not value or not all(isinstance(c, str) and c and "," not in c for c in value):
+        raise ConfigError(f"{where}: {key!r} must name columns (a string or a list of strings, without commas)")
+    return tuple(value)
 
 
 def load_tables(config_dir: str | None = None) -> list[TableSpec]:
@@ -57,12 +107,12 @@ def load_tables(config_dir: str | None = None) -> list[TableSpec]:
 
 
 def find(table: str) -> TableSpec:
-    wanted = str(TableName.parse(table))
-    for spec in load_tables():
-        if spec.table == wanted:
-            return spec
-    raise ConfigError(f"table {wanted} is not declared in {config.pipeline().config_dir}/; "
-                      "declare it there or pass --source")
+    spec = declared(table)
+    if spec is None:
+        load_tables()  # a missing config folder is named as such
+        raise ConfigError(f"table {TableName.parse(table)} is not declared in {config.pipeline().config_dir}/; "
+                          "declare it there or pass --source")
+    return spec
 
 
 def _read(path: Path) -> list[TableSpec]:
@@ -82,12 +132,16 @@ def _read(path: Path) -> list[TableSpec]:
         for key, value in entry.items():
             if key not in _KEYS:
                 raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(_KEYS)})")
-            if key == "key" and isinstance(value, str):
-                value = entry[key] = [value]
-            if not isinstance(value, _KEYS[key]) or isinstance(value, bool):
-                raise ConfigError(f"{where}: {key!r} must be a {_KEYS[key].__name__}")
-            if key == "key" and not all(isinstance(c, str) and c and "," not in c for c in value) or value == []:
-                raise ConfigError(f"{where}: 'key' must name columns (a string or a list of strings, without commas)")
+            if key in _COLUMN_LISTS:
+                value = entry[key] = _column_list(value, where, key)
+            elif key == "indexes":
+                if not isinstance(value, list):
+                    raise ConfigError(f"{where}: 'indexes' must be a list of indexes, each a column or a list of "
+                                      "columns")
+                value = entry[key] = tuple(_column_list(index, where, "indexes") for index in value)
+            elif not isinstance(value, _KEYS[key]) or isinstance(value, bool):
+                kind = _KEYS[key] if isinstance(_KEYS[key], type) else _KEYS[key][-1]
+                raise ConfigError(f"{where}: {key!r} must be a {'number' if kind is float else kind.__name__}")
         for key in ("table", "source"):
             if key not in entry:
                 raise ConfigError(f"{where}: missing {key!r}")
@@ -96,15 +150,27 @@ def _read(path: Path) -> list[TableSpec]:
             raise ConfigError(f"{where}: 'chunk_rows' must be positive")
         key = ",".join(entry.get("key", []))
         mode = check_mode(entry.get("mode", "replace"), key, where)
-        specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows, mode, key))
+        options = check_options(TableOptions(**{k: v for k, v in entry.items() if k in TableOptions._fields}),
+                                mode, where)
+        specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows, mode, key, options))
     return specs
+
+
+def declared(table: str) -> TableSpec | None:
+    """The table's entry in config/, if there is one."""
+    wanted = str(TableName.parse(table))
+    if not Path(config.pipeline().config_dir).is_dir():
+        return None
+    return next((spec for spec in load_tables() if spec.table == wanted), None)
 
 
 def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", key: str = "") -> TableSpec:
     """The table's load settings: those given; for the rest, its entry in config/ when no folder is given,
-    else the defaults. The folder is made absolute."""
+    else the defaults. The folder is made absolute. The table's options are always its entry's (they describe
+    the table, whichever folder fills it)."""
     table = str(TableName.parse(table))
-    spec = find(table) if not folder else None
+    entry = declared(table) if folder else find(table)  # with a folder given, for the table's options only
+    spec = None if folder else entry
     folder = folder or spec.source
     chunk_rows = chunk_rows or (spec.chunk_rows if spec else 0) or config.pipeline().chunk_rows
     mode = mode or (spec.mode if spec else "replace")
@@ -112,7 +178,10 @@ def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", k
         key = spec.key
     key = ",".join(c.strip() for c in key.split(",")) if key else ""
     mode = check_mode(mode, key, "--mode")
-    return TableSpec(table, os.path.abspath(folder), chunk_rows, mode, key)
+    options = entry.options if entry else TableOptions()
+    if options.dedup == "last" and mode != "merge":  # declared for the table's merges; this run is not one
+        options = options._replace(dedup="refuse")
+    return TableSpec(table, os.path.abspath(folder), chunk_rows, mode, key, options)
 
 
 def current_load(table: str, folder: str = "", chunk_rows: int = 0) -> Load:

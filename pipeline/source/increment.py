@@ -4,6 +4,7 @@ files and of recorded files whose size or mtime changed - never the footers of t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -23,23 +24,27 @@ class Recorded(Protocol):
 
 class Pending(NamedTuple):
     new: list[SourceFile]
-    rewritten: list[str]
+    rewritten: list[SourceFile]  # recorded, and changed since
     removed: list[str]
-    incomplete: list[str]  # new files still being written: no footer yet
+    incomplete: list[str]  # new files still being written: no footer yet, or modified within the settle time
 
 
-def pending(folder: str, files: list[SourceFile], recorded: dict[str, Recorded]) -> Pending:
-    """Sort the folder's ``files`` against the ``recorded`` ones (by name)."""
+def pending(folder: str, files: list[SourceFile], recorded: dict[str, Recorded], settle_seconds: float = 0) -> Pending:
+    """Sort the folder's ``files`` against the ``recorded`` ones (by name). A new file modified less than
+    ``settle_seconds`` ago counts as still being written."""
     root = Path(folder)
     new, rewritten, incomplete = [], [], []
+    settled = time.time_ns() - int(settle_seconds * 1e9)
     for f in files:
         known = recorded.get(f.name)
         if known is None:
-            (new if footer_digest(root / f.name) is not None else incomplete).append(f)
+            complete = f.mtime_ns <= settled and footer_digest(root / f.name) is not None
+            (new if complete else incomplete).append(f)
         elif (known.size, known.mtime_ns) != (f.size, f.mtime_ns):
             # touched or copied with its content unchanged: the same size and footer
-            if known.size != f.size or footer_digest(root / f.name) != known.digest:
-                rewritten.append(f.name)
+            digest = footer_digest(root / f.name)
+            if known.size != f.size or digest != known.digest:
+                (rewritten if digest is not None and f.mtime_ns <= settled else incomplete).append(f)
     names = {f.name for f in files}
     return Pending(new, rewritten, sorted(set(recorded) - names), [f.name for f in incomplete])
 

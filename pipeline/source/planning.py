@@ -23,9 +23,11 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
 
 def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
               files: list[SourceFile] | None = None, *, mode: str = "replace", whole_table: bool = True,
-              key: list[str] | None = None) -> Plan:
+              key: list[str] | None = None, file_column: str = "", row_column: str = "",
+              rewritten: list[str] | None = None) -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
-    folder's, or the given ones (an increment's), as long as they are still those the fingerprint names."""
+    folder's, or the given ones (an increment's), as long as they are still those the fingerprint names.
+    ``file_column``, ``row_column``: columns added after the files' with each row's file name and index."""
     files = list_files(source) if files is None else stat_files(source, files)
     if fingerprint(files) != expected_fingerprint:
         raise SourceError(f"source folder {source!r} changed after this load was scheduled; run it again")
@@ -44,11 +46,19 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
+    for name, arrow_type, what in ((file_column, pa.string(), "file name"), (row_column, pa.int64(), "row index")):
+        if not name:
+            continue
+        if name in {c.name for c in columns}:
+            raise SourceError(f"the files in {source!r} have a column {name!r} already, the name given to the column "
+                              f"holding each row's {what} (source_file_column in config/); choose another")
+        columns.append(pg_column(name, arrow_type, truncate_ns))
     _check_key(key or [], columns, source)
     files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
-                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [])
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [],
+                file_column, row_column, rewritten or [])
 
 
 def _check_key(key: list[str], columns: list, source: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.source.catalog import TableSpec, current_load, load_tables
+from pipeline.source.catalog import TableOptions, TableSpec, current_load, load_tables
 
 
 def write(folder, name, text):
@@ -33,11 +33,28 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\n', "mode 'merge' needs a key"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nkey = "id"\n', "a key is for mode 'merge' only"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\nkey = ["a,b"]\n', "without commas"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\ndedup = "last"\n', "dedup is for mode 'merge' only"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\nkey = "id"\ndedup = "first"\n', "unknown dedup 'first'"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\non_removed = "delete"\n', "'delete' needs a source_file_column"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\non_removed = "drop"\n', "unknown on_removed 'drop'"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nindexes = "day"\n', "'indexes' must be a list of indexes"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nindexes = [[]]\n', "'indexes' must name columns"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nprimary_key = 3\n', "'primary_key' must name columns"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nsettle_seconds = "5"\n', "'settle_seconds' must be a number"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nsettle_seconds = -1\n', "must not be negative"),
 ])
 def test_a_malformed_config_names_the_file_and_the_fault(tmp_path, text, phrase):
     folder = write(tmp_path / "config", "t.toml", text)
     with pytest.raises(ConfigError, match=phrase):
         load_tables(str(folder))
+
+
+def test_the_table_options_are_read_with_one_column_or_many(tmp_path):
+    folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\n'
+                   'key = "id"\ndedup = "last"\nsource_file_column = "f"\non_removed = "keep"\nprimary_key = "id"\n'
+                   'indexes = ["day", ["f", "id"]]\nsettle_seconds = 2.5\n')
+    assert load_tables(str(folder))[0].options == TableOptions("last", "f", "keep", ("id",), (("day",), ("f", "id")),
+                                                               2.5)
 
 
 def test_the_current_load_follows_the_folder_and_changes_with_it(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.model.load import Load
+from pipeline.model.load import Load, export_options
 from pipeline.postgres.state import Recorded
 from pipeline.source.footers import footer_digest
 from pipeline.source.increment import pending
@@ -33,7 +33,7 @@ def test_new_rewritten_removed_touched_and_incomplete_files_are_told_apart(tmp_p
     (tmp_path / "e.parquet").write_bytes(whole[:-6])  # still being written: no closing magic yet
     found = pending(str(tmp_path), list_files(tmp_path), recorded)
     assert [f.name for f in found.new] == ["d.parquet"]
-    assert found.rewritten == ["b.parquet"]
+    assert [f.name for f in found.rewritten] == ["b.parquet"]
     assert found.removed == ["gone.parquet"]
     assert found.incomplete == ["e.parquet"]
 
@@ -42,3 +42,28 @@ def test_an_increment_is_a_load_of_its_own():
     replace = Load("a.b", "/src", 10, "f")
     assert Load("a.b", "/src", 10, "f", "replace").load_id == replace.load_id  # ids from before modes hold
     assert Load("a.b", "/src", 10, "f", "append").load_id != replace.load_id
+
+
+def test_a_new_or_rewritten_file_changed_within_the_settle_time_waits(tmp_path):
+    write(tmp_path / "a.parquet", 3)
+    f = list_files(tmp_path)[0]
+    recorded = {"a.parquet": Recorded(f.size, f.mtime_ns, footer_digest(tmp_path / f.name), "L")}
+    write(tmp_path / "a.parquet", 4)  # rewritten just now
+    write(tmp_path / "b.parquet", 2)  # new, just now
+    found = pending(str(tmp_path), list_files(tmp_path), recorded, settle_seconds=60)
+    assert (found.new, found.rewritten, found.incomplete) == ([], [], ["a.parquet", "b.parquet"])
+    old = (os.stat(tmp_path / "b.parquet").st_mtime_ns - 61 * 10**9,) * 2
+    for name in ("a.parquet", "b.parquet"):
+        os.utime(tmp_path / name, ns=old)
+    found = pending(str(tmp_path), list_files(tmp_path), recorded, settle_seconds=60)
+    assert ([f.name for f in found.new], [f.name for f in found.rewritten]) == (["b.parquet"], ["a.parquet"])
+
+
+def test_the_options_that_change_the_chunks_make_another_load():
+    plain = Load("a.b", "/src", 10, "f", "merge", "id")
+    assert export_options() == "" and Load(*plain[:6], export_options()).load_id == plain.load_id
+    named = Load(*plain[:6], export_options("source_file"))
+    latest = Load(*plain[:6], export_options("", "last"))
+    assert len({plain.load_id, named.load_id, latest.load_id}) == 3
+    assert (named.file_column, named.row_column) == ("source_file", "")
+    assert (latest.file_column, latest.row_column) == ("_pipeline_file", "_pipeline_row")

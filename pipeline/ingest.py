@@ -1,0 +1,75 @@
+"""The tasks that bring tables up to date: ``IngestAll`` (every table of config/), ``IngestTable`` (one: the load
+``scheduling`` finds, ``tasks.PublishTable`` at the end of its graph) and ``ForgetRemovedFiles``."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+import luigi
+
+from . import scheduling
+from .model.naming import TableName
+from .postgres import append, client, state
+from .source import catalog
+from .tasks import MODE, TABLE, PublishTable, SetsUpTheRun
+
+log = logging.getLogger(__name__)
+
+
+class ForgetRemovedFiles(SetsUpTheRun, luigi.Task):
+    """Delete the rows of files removed from the source folder, and their records (``on_removed = "delete"``)."""
+
+    table = TABLE
+    files = luigi.ListParameter(description="Names of the removed files")
+    file_column = luigi.Parameter(description="The column holding each row's file name")
+    mode = MODE
+
+    def complete(self):
+        with client.connection() as conn:
+            _, recorded = state.recorded_files(conn, TableName.parse(self.table))
+        return not recorded.keys() & set(self.files)
+
+    def run(self):
+        said = client.with_retries(lambda conn: append.forget_files(
+            conn, self.table, self.file_column, list(self.files), exact=self.mode == "append"),
+            f"deleting the rows of removed files from {self.table}")
+        log.info("%s: %s", self.table, said)
+        if self.set_status_message:
+            self.set_status_message(said)
+
+
+class IngestTable(SetsUpTheRun, luigi.WrapperTask):
+    """Load one folder of Parquet files into one table: replace it, or append or merge the files not yet in it."""
+
+    table = luigi.Parameter(description="Target table, schema.table")
+    source = luigi.Parameter(default="", description="Folder of Parquet files; default: the table's "
+                             "entry in config/")
+    chunk_rows = luigi.IntParameter(default=0, description="Rows per CSV chunk; default: config/ or "
+                                    "[pipeline] chunk_rows")
+    mode = luigi.Parameter(default="", description="replace (the table becomes the folder), append (add the "
+                           "files not yet loaded) or merge (merge them on --key); default: config/ (without "
+                           "--source) or replace")
+    key = luigi.Parameter(default="", description="merge: the columns that identify a row, comma-separated; "
+                          "default: config/")
+
+    @cached_property
+    def _tasks(self) -> list[luigi.Task]:
+        load, removed = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key)
+        tasks = [] if load is None else [PublishTable(**load._asdict())]
+        if removed:
+            spec = catalog.resolve(self.table, self.source, self.chunk_rows, self.mode, self.key)
+            tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,
+                                            file_column=spec.options.source_file_column, mode=spec.mode))
+        return tasks
+
+    def requires(self):
+        return self._tasks
+
+
+class IngestAll(SetsUpTheRun, luigi.WrapperTask):
+    """Load every table declared in config/."""
+
+    def requires(self):
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode, key=s.key)
+                for s in catalog.load_tables()]
