@@ -84,18 +84,23 @@ def render(rows: list[TableStatus]) -> str:
 
 
 def render_pending() -> str:
-    """Per configured table, the folder's files against those recorded as published into it."""
-    header = ("table", "mode", "recorded", "new", "rewritten", "removed", "being written")
+    """Per configured table, its rows and last publish, and the folder's files against those recorded as published
+    into it."""
+    header = ("table", "mode", "rows", "last publish", "recorded", "new", "rewritten", "removed", "being written")
     lines = []
-    for spec in catalog.load_tables():
-        try:
-            found, recorded = scheduling.pending(catalog.resolve(*spec[:5]))
-        except PipelineError as exc:
-            lines.append((spec.table, spec.mode, f"cannot tell: {exc}", "", "", "", ""))
-            continue
-        what = {"delete": " (rows to delete)", "keep": " (rows kept)"}.get(spec.options.on_removed, "")
-        lines.append((spec.table, spec.mode, f"{len(recorded):,}", f"{len(found.new):,}", f"{len(found.rewritten):,}",
-                      f"{len(found.removed):,}{what if found.removed else ''}", f"{len(found.incomplete):,}"))
+    with client.connection() as conn:
+        for spec in catalog.load_tables():
+            rows, at = state.last_publish(conn, TableName.parse(spec.table)) or (None, None)
+            held = (f"{rows:,}", at.strftime("%Y-%m-%d %H:%M:%S")) if at else ("-", "-")
+            try:
+                found, recorded = scheduling.pending(catalog.resolve(*spec[:5]))
+            except PipelineError as exc:
+                lines.append((spec.table, spec.mode, *held, f"cannot tell: {exc}", "", "", "", ""))
+                continue
+            what = {"delete": " (rows to delete)", "keep": " (rows kept)"}.get(spec.options.on_removed, "")
+            lines.append((spec.table, spec.mode, *held, f"{len(recorded):,}", f"{len(found.new):,}",
+                          f"{len(found.rewritten):,}", f"{len(found.removed):,}{what if found.removed else ''}",
+                          f"{len(found.incomplete):,}"))
     return _columns(header, lines)
 
 

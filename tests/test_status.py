@@ -45,8 +45,10 @@ def test_status_of_an_append_table_shows_the_files_a_run_would_take(env, tmp_pat
     (source / "part 009.parquet").write_bytes(b"PAR1 half a file")
     shown = status(env, config, "--pending").splitlines()
     assert "cannot load: file" in shown[1] and "part 000.parquet' was removed" in shown[1], shown
-    assert shown[3].split() == ["table", "mode", "recorded", "new", "rewritten", "removed", "being", "written"]
-    assert shown[4].split() == ["st.t", "append", "3", "2", "0", "1", "1"], shown
+    assert shown[3].split() == ["table", "mode", "rows", "last", "publish", "recorded", "new", "rewritten", "removed",
+                                "being", "written"]
+    assert shown[4].split()[:3] == ["st.t", "append", "300"] and shown[4].split()[5:] == ["3", "2", "0", "1", "1"], \
+        shown
 
 
 def test_status_of_a_merge_table_declared_in_config_reads_its_key(env, tmp_path):
@@ -56,4 +58,4 @@ def test_status_of_a_merge_table_declared_in_config_reads_its_key(env, tmp_path)
     (config / "t.toml").write_text(f'[[tables]]\ntable = "st.m"\nsource = "{source}"\nmode = "merge"\nkey = "id"\n')
     shown = status(env, config, "--pending").splitlines()
     assert "new files, not started" in shown[1], shown
-    assert shown[4].split() == ["st.m", "merge", "0", "2", "0", "0", "0"], shown
+    assert shown[4].split() == ["st.m", "merge", "-", "-", "0", "2", "0", "0", "0"], shown

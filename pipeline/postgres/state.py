@@ -169,6 +169,17 @@ def published_info(conn, table: TableName) -> tuple[str, int] | None:
         return published_row(cur, table) if _exists(cur) else None
 
 
+def last_publish(conn, table: TableName):
+    """(rows, time) of the table's last publish, or None before its first."""
+    with transaction(conn, f"reading when {table} was published") as cur:
+        if not _exists(cur):
+            return None
+        cur.execute(sql.SQL("""SELECT rows, published_at FROM {} WHERE target_schema = %s AND target_table = %s
+                               AND to_regclass(%s) IS NOT NULL""").format(state("published")),
+                    (*table, table.identifier().as_string(cur)))
+        return cur.fetchone()
+
+
 def increment_published(conn, load_id: str, table: TableName) -> bool:
     """Whether the increment ``load_id`` is in ``table``: the table is there and its files are recorded."""
     with transaction(conn, f"reading whether load {load_id} is in {table}") as cur:
