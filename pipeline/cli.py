@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     started = time.monotonic()
     # Luigi's own command line (--workers, --export-engine arrow, ...), so that tasks see it as under `luigi`.
-    with CmdlineParser.global_instance(["IngestAll", "--workers", str(args.workers), *args.luigi_args]):
+    flags = ["--local-scheduler"] if local else []  # which the tasks see (Spark's UI is off then)
+    with CmdlineParser.global_instance(["IngestAll", "--workers", str(args.workers), *flags, *args.luigi_args]):
         result = luigi.build([IngestAll()], local_scheduler=local, workers=args.workers, detailed_summary=True)
     seconds = time.monotonic() - started
     if result.status not in (luigi.execution_summary.LuigiStatusCode.SUCCESS,

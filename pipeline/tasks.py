@@ -21,7 +21,7 @@ from pathlib import Path
 
 import luigi
 
-from . import config, faults, folders, logs, scheduling, steps
+from . import config, engines, faults, folders, logs, scheduling, steps
 from .errors import StateReset, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import MODES, Load
@@ -144,6 +144,9 @@ class ExportCsvChunks(LoadTask):
                                f"checking load {self.load_id}"):
             log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
             self.load.forget_progress()
+        url = engines.engine(plan).tracking_url()
+        if url and self.set_tracking_url:  # the visualiser links the task to Spark's UI
+            self.set_tracking_url(url)
         steps.export(self.load, plan, self.report, copiers=luigi.interface.core().workers)
 
 

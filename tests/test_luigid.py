@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import REPO, assert_table_matches, ingest_cmd, ok, query, run_luigi, write_awkward
+from helpers import REPO, assert_table_matches, ingest_cmd, luigi_cmd, ok, query, run_luigi, write_awkward
 
 FAMILIES = {"IngestTable", "PublishTable", "VerifyRowCount", "CopyChunkToPostgres", "ExportCsvChunks",
             "SparkReadParquet"}
@@ -86,3 +87,27 @@ def test_two_workers_share_one_load_through_luigid(env, tmp_path, luigid):
         (8, 8)]
     ran = [o.count("running   CopyChunkToPostgres") for o in outputs]
     assert sum(ran) == 8, ran  # luigid handed every chunk to exactly one of the two workers
+
+
+def test_the_spark_export_links_to_the_spark_ui_which_answers_while_it_runs(env, tmp_path, luigid):
+    source = tmp_path / "src"
+    write_awkward(source, files=8, rows_per_file=100)
+    cmd = luigi_cmd("IngestTable", "--table", "ui.t", "--source", str(source), "--chunk-rows", "100",
+                    "--export-engine", "spark", scheduler_port=luigid)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = None
+    try:
+        deadline = time.monotonic() + 240
+        while seen is None and proc.poll() is None and time.monotonic() < deadline:
+            urls = [task.get("tracking_url") for task in api(luigid, "task_list", status="RUNNING").values()
+                    if task["name"] == "ExportCsvChunks" and task.get("tracking_url")]
+            if urls:
+                seen = urls[0], urllib.request.urlopen(urls[0] + "/jobs/", timeout=10).read().decode()
+            time.sleep(0.2)
+    finally:
+        out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert seen is not None, "ExportCsvChunks never showed a tracking URL while it ran"
+    url, page = seen
+    assert url.startswith("http://127.0.0.1:") and "parquet-pg-pipeline" in page
+    assert_table_matches(env["PIPELINE_PG_DSN"], "ui", "t", source)

@@ -30,6 +30,9 @@ class Engine(Protocol):
         """Write chunk ``index`` of ``plan`` as CSV part files in ``folder`` (which must not exist); return
         the chunk's source statistics."""
 
+    def tracking_url(self) -> str | None:
+        """Where an export can be watched beyond the task's progress (Spark's UI), if anywhere."""
+
 
 def engine(plan: Plan) -> Engine:
     """The engine that exports ``plan``: the configured one - but pyarrow for an increment (append, merge) below

@@ -159,6 +159,11 @@ def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHEC
     return combine(parts, plan.columns)
 
 
+def tracking_url() -> None:
+    """Nothing to watch but the task's own progress."""
+    return None
+
+
 def column_checksums(plan: Plan) -> dict[int, int]:
     """Per non-float column i: the sum of ``hashtextextended`` of its CSV field over every source row
     (``verification.postgres.column_checksums`` on the loaded side). Reads the whole source: used only to name

@@ -22,7 +22,7 @@ from ..types.mapping import Column, csv_order
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
 from . import spark_stats
-from .spark_session import session
+from .spark_session import session, ui_url
 from .spark_text import col, csv_value, source_value
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,11 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {sum(entries):,} list or map entries "
                                                 f"where the footers count {sum(plan.chunk_leaf_entries(index)):,}")
     return stats
+
+
+def tracking_url() -> str | None:
+    """Spark's UI, when it runs (``[spark] ui``), started with the session."""
+    return ui_url()
 
 
 def _with_arrow(plan: Plan, index: int, folder: Path, reason: str) -> Stats:

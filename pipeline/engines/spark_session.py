@@ -34,7 +34,8 @@ def session():
                 .appName("parquet-pg-pipeline")
                 .config("spark.driver.memory", cfg.driver_memory)
                 .config("spark.driver.extraJavaOptions", java_opts)
-                .config("spark.ui.enabled", "false")
+                .config("spark.ui.enabled", str(cfg.ui_enabled()).lower())
+                .config("spark.ui.killEnabled", "false")  # a page to watch, not to stop jobs from
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
@@ -51,12 +52,24 @@ def session():
                 .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
                 .config("spark.hadoop.fs.permissions.umask-mode", "077")  # chunk files private, as the state dir
             )
+            if cfg.master.startswith("local"):
+                # Everything on loopback: the driver, and the UI (which binds to SPARK_LOCAL_IP, else every
+                # interface). A container publishing the UI sets SPARK_LOCAL_IP=0.0.0.0; its URL stays 127.0.0.1.
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+                builder = builder.config("spark.driver.host", "127.0.0.1")
             try:
                 _session = builder.getOrCreate()
             except Exception as exc:
                 raise ExportError(f"Spark could not start (master {cfg.master}): {exc}") from exc
             atexit.register(_session.stop)
+            if _session.sparkContext.uiWebUrl:
+                log.info("Spark's UI: %s", _session.sparkContext.uiWebUrl)
         return _session
+
+
+def ui_url() -> str | None:
+    """The address of Spark's web UI, when it runs (``[spark] ui``)."""
+    return session().sparkContext.uiWebUrl if config.spark().ui_enabled() else None
 
 
 def arrow_udf_by_value(function, return_type: str, *args):
