@@ -21,4 +21,5 @@ ENV PIPELINE_STATE_DIR=/state \
     PYTHONUNBUFFERED=1
 
 ENTRYPOINT ["luigi", "--module", "pipeline"]
-CMD ["IngestAll", "--local-scheduler"]
+# --no-lock: a container started again runs as PID 1 again, which Luigi's pid lock would take for the old run
+CMD ["IngestAll", "--local-scheduler", "--no-lock"]

@@ -53,6 +53,10 @@ luigid: install ## start luigid (visualiser: http://127.0.0.1:8082) with its sta
 luigid-stop: ## stop the luigid started by make luigid (SIGTERM: it saves its state)
 	-kill $$(cat $(STATE)/luigid/luigid.pid)
 
+compose-test: install ## build and run the Docker stack for real (host networking), kill a worker mid-load; installs and starts a Docker engine where it can
+	bash tests/docker/engine.sh
+	$(VENV)/bin/pytest tests/test_compose.py -p no:cacheprovider -rs
+
 up: ## docker compose: postgres, luigid and a worker loading config/ (needs .env, see .env.example)
 	docker compose up --build -d
 
