@@ -28,7 +28,7 @@ status: install ## show each configured table's load: chunks, rows, elapsed, ETA
 test: install ## ruff, the unit tests (seconds), then the end-to-end suite against a throwaway PostgreSQL and real Spark
 	$(VENV)/bin/ruff check pipeline tests
 	$(VENV)/bin/pytest -q tests/unit
-	$(VENV)/bin/pytest --ignore=tests/unit
+	$(VENV)/bin/pytest --ignore=tests/unit --durations=15
 
 chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants, per write mode (PIPELINE_CHAOS_SEED replays one, PIPELINE_CHAOS_ENGINE=arrow, PIPELINE_CHAOS_MODES=append)
 	mkdir -p test-artifacts
