@@ -39,7 +39,8 @@ chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants, 
 corpus: install ## load every parquet-testing file with both engines and rewrite the README's corpus table
 	PIPELINE_WRITE_CORPUS_TABLE=1 $(VENV)/bin/pytest tests/test_corpus.py -p no:cacheprovider -q
 
-bench: install ## benchmark against the COPY limit and the original solutions (BENCH_ARGS="--rows 1000000 --repeat 3")
+bench: install ## benchmark against the COPY limits, the original solutions and the peers ADBC and pgpq (BENCH_ARGS="--rows 1000000 --repeat 3")
+	$(VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	$(PY) -m pipeline.devtools.bench $(BENCH_ARGS)
 
 sample: install ## write MINUTES minute files of the original shape into data_sample/ (full set: 43201)

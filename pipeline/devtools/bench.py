@@ -5,6 +5,10 @@ Methods (each loads the same dataset into an empty table, timed as a whole proce
 
 * ``copy-1`` / ``copy-2``: ``psql \\copy`` of ready CSV files, one file, or two halves at once
   (the COPY limit; the CSV is made once by ``COPY ... TO`` from a loaded table);
+* ``binary-2``: the same with two halves in PostgreSQL's binary COPY format (the server's floor);
+* ``adbc``: ADBC's ``adbc_ingest`` (binary COPY over one connection), and ``pgpq-2``: a pyarrow -> pgpq
+  (binary COPY encoder) -> COPY script, two processes, each half the files - the unverified loaders a
+  user would pick instead (``pip install '.[bench]'``; skipped without them);
 * ``spark-csv-serial`` (original solution 2): Spark's CSV writer, then one COPY per part file;
 * ``spark-jdbc`` (original solution 1): Spark's JDBC writer with the pgjdbc jar;
 * ``pipeline`` / ``pipeline-arrow``: ``luigi --module pipeline IngestTable`` cold, with a fresh state
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -40,8 +45,8 @@ from ..source.listing import fingerprint, list_files
 from ..source.planning import make_plan
 from ..verification.postgres import table_stats
 from . import sample
-from .bench_data import dataset
-from .bench_methods import SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
+from .bench_data import copy_inputs, dataset
+from .bench_methods import ADBC, PGPQ, SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
 
 PGJDBC = sorted(glob.glob(os.path.expanduser("~/.m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
                 + glob.glob("/usr/share/java/postgresql*.jar"))
@@ -95,6 +100,16 @@ class Bench:
             names = ["all.csv"] if method == "copy-1" else ["half-1.csv", "half-2.csv"]
             return (*timed([psql_copy(self.quoted(table), self.work / "csv" / n) for n in names],
                            env=libpq_env(self.dsn)), table)
+        if method == "binary-2":
+            return (*timed([psql_copy(self.quoted(table), self.work / "csv" / f"half-{n}.bin", "binary")
+                            for n in (1, 2)], env=libpq_env(self.dsn)), table)
+        if method == "adbc":
+            return (*timed([spark_script(ADBC) + [str(folder), *table]], env=libpq_env(self.dsn)), table)
+        if method == "pgpq-2":
+            files = [str(folder / f.name) for f in list_files(folder)]
+            halves = [files[: len(files) // 2], files[len(files) // 2:]]
+            return (*timed([spark_script(PGPQ) + [*table, *half] for half in halves if half],
+                           env=libpq_env(self.dsn)), table)
         if method == "spark-csv-serial":
             return (*timed([spark_script(SPARK_CSV_SERIAL) + [str(folder), str(scratch / "csv"), *table]],
                            env=libpq_env(self.dsn)), table)
@@ -142,22 +157,6 @@ class Bench:
         found = list((self.work / method / "state").glob("**/verified.json"))
         return json.loads(found[0].read_text()).get("scan_seconds") if len(found) == 1 else None
 
-    def make_csv(self, table: TableName) -> None:
-        """The COPY limit's input: the loaded rows as one CSV file and as two halves."""
-        folder = self.work / "csv"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        os.chmod(folder, 0o777)
-        conn = psycopg2.connect(self.dsn)
-        with conn.cursor() as cur, open(folder / "all.csv", "w") as f:
-            cur.copy_expert(sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv)").format(table.identifier()), f)
-        conn.close()
-        with open(folder / "all.csv", "rb") as src, open(folder / "half-1.csv", "wb") as a, \
-                open(folder / "half-2.csv", "wb") as b:
-            size = os.fstat(src.fileno()).st_size
-            a.write(src.read(size // 2) + src.readline())
-            shutil.copyfileobj(src, b, 4 << 20)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="minute-file datasets of the original shape (number of files)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", nargs="+",
-                        default=["copy-1", "copy-2", "spark-csv-serial", "spark-jdbc", "pipeline", "pipeline-arrow",
-                                 "append"])
+                        default=["copy-1", "copy-2", "binary-2", "adbc", "pgpq-2", "spark-csv-serial", "spark-jdbc",
+                                 "pipeline", "pipeline-arrow", "append"])
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/bench.md"))
     args = parser.parse_args(argv)
     dsn = client.target_dsn()
@@ -176,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     if "spark-jdbc" in args.methods and not PGJDBC:
         print("spark-jdbc skipped: no pgjdbc jar in ~/.m2 or /usr/share/java")
         args.methods.remove("spark-jdbc")
+    for method, module in (("adbc", "adbc_driver_postgresql"), ("pgpq-2", "pgpq")):
+        if method in args.methods and importlib.util.find_spec(module) is None:
+            print(f"{method} skipped: {module} is not installed (pip install '.[bench]')")
+            args.methods.remove(method)
     lines = [f"machine: {os.cpu_count()} cores, {_mem_gib()} GiB; PostgreSQL at {client.describe(dsn)}; "
              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; repeat {args.repeat} (median)", "",
              "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | verify scan s (share) "
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = bench.stats(table, plan.columns)
             if method == "pipeline":
                 reference = stats
-                bench.make_csv(table)
+                copy_inputs(dsn, table, bench.work / "csv")
             exact = "yes" if stats == reference else ("rows only" if stats.rows == rows else "NO")
             results[method] = (seconds, peak, exact, scan)
         limit = results.get("copy-2", (None,))[0]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from psycopg2 import sql
 
 from .. import config
 from . import sample
@@ -64,3 +67,31 @@ def dataset(kind: str, size: int) -> Path:
 
 
 # --- methods ------------------------------------------------------------------------------------------------
+
+
+def copy_inputs(dsn: str, table, folder: Path) -> None:
+    """The COPY limit's input, from a loaded table: its rows as one CSV file and as two halves, and as two halves
+    in the binary COPY format (the table's first and second half of pages)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o777)
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur, open(folder / "all.csv", "w") as f:
+            cur.copy_expert(sql.SQL("COPY {} TO STDOUT WITH (FORMAT csv)").format(table.identifier()), f)
+        with open(folder / "all.csv", "rb") as src, open(folder / "half-1.csv", "wb") as a, \
+                open(folder / "half-2.csv", "wb") as b:
+            size = os.fstat(src.fileno()).st_size
+            a.write(src.read(size // 2) + src.readline())
+            shutil.copyfileobj(src, b, 4 << 20)
+        with conn.cursor() as cur:
+            cur.execute("SELECT greatest(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
+                        (table.identifier().as_string(conn),))
+            middle = f"({cur.fetchone()[0] // 2},0)"
+            for n, op in ((1, "<"), (2, ">=")):
+                with open(folder / f"half-{n}.bin", "wb") as f:
+                    query = sql.SQL("SELECT * FROM {} WHERE ctid " + op + " {}::tid").format(
+                        table.identifier(), sql.Literal(middle))
+                    cur.copy_expert(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT binary)").format(query), f)
+    finally:
+        conn.close()

@@ -1,5 +1,7 @@
-"""The methods the benchmark times as whole processes, beside the pipeline: the COPY limit (``psql \\copy``)
-and the two original solutions (Spark's CSV writer then COPY, Spark's JDBC writer)."""
+"""The methods the benchmark times as whole processes, beside the pipeline: the COPY limit (``psql \\copy``) of
+CSV and of binary files, the two original solutions (Spark's CSV writer then COPY, Spark's JDBC writer) and
+the unverified loaders a user would pick instead (ADBC's ``adbc_ingest``; a pyarrow -> pgpq -> binary COPY
+script, two processes)."""
 
 from __future__ import annotations
 
@@ -70,11 +72,11 @@ def libpq_env(dsn: str) -> dict[str, str]:
     return {**os.environ, **{LIBPQ_ENV[key]: value for key, value in params.items()}}
 
 
-def psql_copy(table: str, path: Path) -> list[str]:
-    """psql's \\copy of ``path`` into ``table`` (quoted already); the path as a quoted literal. The database
-    comes from the environment (``libpq_env``)."""
+def psql_copy(table: str, path: Path, form: str = "csv") -> list[str]:
+    """psql's \\copy of ``path`` (CSV, or PostgreSQL's ``binary`` COPY format) into ``table`` (quoted already);
+    the path as a quoted literal. The database comes from the environment (``libpq_env``)."""
     literal = "'" + str(path).replace("'", "''") + "'"
-    return ["psql", "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy {table} FROM {literal} WITH (FORMAT csv)"]
+    return ["psql", "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy {table} FROM {literal} WITH (FORMAT {form})"]
 
 
 def spark_script(body: str) -> list[str]:
@@ -106,4 +108,42 @@ spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "fal
  .jdbc(url, table, properties={"user": user, "password": os.environ.get("PGPASSWORD", ""),
                                "driver": "org.postgresql.Driver", "batchsize": "10000"}))
 spark.stop()
+"""
+
+ADBC = """
+import adbc_driver_postgresql.dbapi as dbapi
+import pyarrow.dataset as ds
+src, schema, name = sys.argv[1:4]
+reader = ds.dataset(src, format="parquet").scanner(batch_size=131072).to_reader()
+with dbapi.connect("postgresql://") as conn:  # the database from libpq's environment
+    with conn.cursor() as cur:
+        cur.adbc_ingest(name, reader, mode="append", db_schema_name=schema)
+    conn.commit()
+"""
+
+# One process of the pgpq script: the given files, in order, as one binary COPY.
+PGPQ = """
+import psycopg2, pyarrow.parquet as pq
+from pgpq import ArrowToPostgresBinaryEncoder
+from psycopg2 import sql
+schema, name, *files = sys.argv[1:]
+def pieces():
+    encoder = None
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(131072):
+            if encoder is None:
+                encoder = ArrowToPostgresBinaryEncoder(batch.schema)
+                yield encoder.write_header()
+            yield encoder.write_batch(batch)
+    yield encoder.finish()
+class Stream:
+    def __init__(self, chunks):
+        self.chunks = chunks
+    def read(self, size=-1):
+        return next(self.chunks, b"")
+conn = psycopg2.connect("")  # the database from libpq's environment
+with conn.cursor() as cur:
+    cur.copy_expert(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(schema, name)),
+                    Stream(pieces()))
+conn.commit()
 """

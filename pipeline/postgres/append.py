@@ -179,8 +179,10 @@ def forget_files(conn, table: str, file_column: str, names: list[str], exact: bo
         cur.execute(sql.SQL("""SELECT name FROM {} WHERE target_schema = %s AND target_table = %s AND name = ANY(%s)
                             """).format(state("published_files")), (*target, names))
         still = [row[0] for row in cur.fetchall()]
-        if not still or published_row(cur, target) is None:
-            return "the removed files were forgotten by another process already"
+        if published_row(cur, target) is None:
+            return f"{table} is not there: no rows of removed files to delete"
+        if not still:
+            return "another process deleted the rows of the removed files already"
         deleted = delete_file_rows(cur, table, file_column, still, exact)
         cur.execute(sql.SQL("""UPDATE {} SET rows = rows - %s, published_at = now()
                                WHERE target_schema = %s AND target_table = %s""").format(state("published")),
