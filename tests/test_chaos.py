@@ -22,7 +22,7 @@ from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, w
 from pipeline.model.load import Load
 from pipeline.source.listing import fingerprint, list_files
 
-KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "6"))
+KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "4"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
 ENGINE = os.environ.get("PIPELINE_CHAOS_ENGINE", "spark")
 MODES = os.environ.get("PIPELINE_CHAOS_MODES", "replace,append,merge").split(",")
