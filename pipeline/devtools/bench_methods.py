@@ -139,8 +139,8 @@ def pieces():
 class Stream:
     def __init__(self, chunks):
         self.chunks = chunks
-    def read(self, size=-1):
-        return next(self.chunks, b"")
+    def read(self, size=-1):  # an empty piece would end the COPY: the encoder returns some for small batches
+        return next((piece for piece in self.chunks if piece), b"")
 conn = psycopg2.connect("")  # the database from libpq's environment
 with conn.cursor() as cur:
     cur.copy_expert(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(schema, name)),
