@@ -12,7 +12,7 @@ from . import scheduling
 from .model.naming import TableName
 from .postgres import append, client, state
 from .source import catalog
-from .tasks import MODE, TABLE, PublishTable, SetsUpTheRun
+from .tasks import TABLE, PublishTable, SetsUpTheRun
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ class ForgetRemovedFiles(SetsUpTheRun, luigi.Task):
     table = TABLE
     files = luigi.ListParameter(description="Names of the removed files")
     file_column = luigi.Parameter(description="The column holding each row's file name")
-    mode = MODE
 
     def complete(self):
         with client.connection() as conn:
@@ -31,8 +30,8 @@ class ForgetRemovedFiles(SetsUpTheRun, luigi.Task):
         return not recorded.keys() & set(self.files)
 
     def run(self):
-        said = client.with_retries(lambda conn: append.forget_files(
-            conn, self.table, self.file_column, list(self.files), exact=self.mode == "append"),
+        said = client.with_retries(lambda conn: append.forget_files(conn, self.table, self.file_column,
+                                                                    list(self.files)),
             f"deleting the rows of removed files from {self.table}")
         log.info("%s: %s", self.table, said)
         if self.set_status_message:
@@ -60,7 +59,7 @@ class IngestTable(SetsUpTheRun, luigi.WrapperTask):
         if removed:
             spec = catalog.resolve(self.table, self.source, self.chunk_rows, self.mode, self.key)
             tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,
-                                            file_column=spec.options.source_file_column, mode=spec.mode))
+                                            file_column=spec.options.source_file_column))
         return tasks
 
     def requires(self):

@@ -44,15 +44,17 @@ def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
     """Why an increment cannot be taken: a recorded file was rewritten or removed, and config/ does not say
     what to do then."""
     options = spec.options
-    rewritten = [f.name for f in found.rewritten]
-    refused = ((() if options.source_file_column else rewritten, "was rewritten", "source_file_column"),
-               (found.removed if options.on_removed == "refuse" else (), "was removed", "on_removed"))
+    # a merge cannot take a file again: deleting its earlier rows would lose those it replaced in earlier files
+    reloads = options.source_file_column and spec.mode == "append"
+    rewritten_remedy = " (or declare source_file_column in config/)" if spec.mode == "append" else ""
+    refused = (([] if reloads else [f.name for f in found.rewritten], "was rewritten", rewritten_remedy),
+               (found.removed if options.on_removed == "refuse" else [], "was removed",
+                " (or declare on_removed in config/)"))
     for names, what, remedy in refused:
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
             return (f"file {os.path.join(spec.source, names[0])!r}{more} {what} after its rows were loaded into "
-                    f"{spec.table}; nothing was loaded - run it with --mode replace to reload the folder (or "
-                    f"declare {remedy} in config/)")
+                    f"{spec.table}; nothing was loaded - run it with --mode replace to reload the folder{remedy}")
     return None
 
 
@@ -92,8 +94,9 @@ def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", 
     if write and not load.increment_file.exists():
         load.folder.mkdir(parents=True, exist_ok=True)
         tmp = load.folder / f".files.json.{os.getpid()}"
+        earlier = {f.name: list(recorded[f.name][:3]) for f in found.rewritten}  # size, mtime_ns, digest
         tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in files],
-                                   "rewritten": [f.name for f in found.rewritten]}))
+                                   "rewritten": earlier}))
         os.replace(tmp, load.increment_file)
     return Schedule(load, removed)
 
@@ -107,14 +110,14 @@ def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "",
 class Increment(NamedTuple):
     files: list[SourceFile]  # as they were listed when it was scheduled
     whole_table: bool  # the table held no load then
-    rewritten: list[str]  # names of files it loads again
+    rewritten: dict[str, list]  # files it loads again: the (size, mtime_ns, digest) recorded for them then
 
 
 def increment_files(load: Load) -> Increment:
     """The files of a scheduled increment."""
     increment = json.loads(load.increment_file.read_text())
     return Increment([SourceFile(**f) for f in increment["files"]], increment["whole_table"],
-                     increment.get("rewritten", []))
+                     increment.get("rewritten", {}))
 
 
 def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
@@ -127,11 +130,12 @@ def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
         if folder == keep:
             continue
         try:
-            files = json.loads((folder / INCREMENT).read_text())["files"]
+            increment = json.loads((folder / INCREMENT).read_text())
         except (FileNotFoundError, NotADirectoryError):  # not an increment, or another process tidied it just now
             continue
-        # recorded as this increment holds it (a rewritten file is recorded as it was before)
-        if any(f["name"] in recorded and (recorded[f["name"]].size, recorded[f["name"]].mtime_ns)
-               == (f["size"], f["mtime_ns"]) for f in files):
+        # a file recorded otherwise than the increment found it: a new one recorded, a rewritten one recorded again
+        earlier = increment.get("rewritten", {})
+        if any(f["name"] in recorded and list(recorded[f["name"]][:3]) != earlier.get(f["name"])
+               for f in increment["files"]):
             folders.remove(folder, folder, first=lambda load_id=folder.name: client.with_retries(
                 lambda conn: state.drop_load(conn, load_id), f"removing load {load_id}"))

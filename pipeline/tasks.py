@@ -109,7 +109,7 @@ class SparkReadParquet(LoadTask):
                          increment.files if increment else None, mode=self.mode,
                          whole_table=increment.whole_table if increment else True, key=self.load.key_columns,
                          file_column=self.load.file_column, row_column=self.load.row_column,
-                         rewritten=increment.rewritten if increment else [])
+                         rewritten=increment.rewritten if increment else {})
 
         def check(conn) -> None:
             state.ensure_schema(conn)

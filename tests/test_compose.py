@@ -90,7 +90,7 @@ class Stack:
         self.file.write_text(yaml.safe_dump(host_network(compose, self.pg_port, self.luigid_port, self.data,
                                                          self.config)))
         self.project = "pipelinecomposetest"  # one name: its images are rebuilt from the cache, not piled up
-        self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PG", "PIPELINE_", "POSTGRES_"))},
                     "POSTGRES_USER": "pipeline", "POSTGRES_DB": "pipeline", "POSTGRES_PASSWORD": self.password}
         self.dsn = f"postgresql://pipeline:{self.password}@127.0.0.1:{self.pg_port}/pipeline"
 

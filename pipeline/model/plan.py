@@ -39,7 +39,8 @@ class Plan:
     # Columns not read from the files, last in ``columns``: each row's file name, and its index in the file
     file_column: str = ""
     row_column: str = ""
-    rewritten: list[str] = field(default_factory=list)  # an increment's files whose earlier rows it replaces
+    # an increment's files whose earlier rows it replaces: the (size, mtime_ns, digest) recorded for them
+    rewritten: dict[str, list] = field(default_factory=dict)
 
     @property
     def incremental(self) -> bool:
@@ -52,8 +53,9 @@ class Plan:
 
     @property
     def table_columns(self) -> list[Column]:
-        """The columns of the table (the staging table may hold hidden ones more)."""
-        return [c for c in self.columns if c.name not in (HIDDEN_FILE, HIDDEN_ROW)]
+        """The columns of the table (the staging table may hold hidden ones more: those the plan adds)."""
+        hidden = {self.file_column, self.row_column} & {HIDDEN_FILE, HIDDEN_ROW}
+        return [c for c in self.columns if c.name not in hidden]
 
     @property
     def total_rows(self) -> int:

@@ -60,16 +60,14 @@ def publish_increment(conn, plan: Plan, declared: Declared = ((), ())) -> str:
     """Insert (``append``) or merge (``merge``) the verified increment into the target and record its files, in
     one transaction; what it did, in words. ``declared``: the indexes config/ declares for the table."""
     target = TableName.parse(plan.table)
-    planned = {f.name: f for f in plan.files}
     with transaction(conn, f"publishing into {plan.table}") as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(target),))
         cur.execute(sql.SQL("""SELECT name, size, mtime_ns, digest, load_id FROM {}
                                WHERE target_schema = %s AND target_table = %s AND name = ANY(%s) ORDER BY name
-                            """).format(state("published_files")), (*target, list(planned)))
-        # recorded before: but a rewritten file's earlier version, which this increment replaces
+                            """).format(state("published_files")), (*target, [f.name for f in plan.files]))
+        # recorded meanwhile: any record but the earlier version of a rewritten file this increment expects
         recorded = [(name, load_id) for name, size, mtime_ns, digest, load_id in cur.fetchall()
-                    if name not in plan.rewritten or (size, mtime_ns, digest) == (
-                        planned[name].size, planned[name].mtime_ns, planned[name].digest)]
+                    if plan.rewritten.get(name) != [size, mtime_ns, digest]]
         held = published_row(cur, target)
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (target.identifier().as_string(cur),))
         exists = cur.fetchone()[0]
@@ -100,6 +98,7 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
     deleted = 0
     if not exists:  # the first increment, or the table was dropped: it becomes the table
         _become_the_table(cur, plan, target)
+        made = indexes.declare(cur, target.identifier(), plan.table, *declared)  # before the merge key's
         if merging:
             merge.ensure_unique(cur, target, plan.key)
         total, replaced, added = rows, 0, rows
@@ -108,8 +107,9 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
         if problem:
             raise SourceError(f"cannot load into {plan.table}: {problem} (it changed during the load); "
                               "nothing was published")
+        made = indexes.declare(cur, target.identifier(), plan.table, *declared)  # before the merge key's
         if plan.rewritten:
-            deleted = delete_file_rows(cur, plan.table, plan.file_column, plan.rewritten, exact=not merging)
+            deleted = delete_file_rows(cur, plan.table, plan.file_column, list(plan.rewritten))
         if merging:
             replaced, added = merge.upsert(cur, plan, target, staged, rows)
         else:
@@ -127,7 +127,6 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
             replaced, added = 0, rows
         cur.execute(sql.SQL("DROP TABLE {}").format(staged))
         total = held[1] + added - deleted if held else _count(cur, target)
-    made = indexes.declare(cur, target.identifier(), plan.table, *declared)
     mark_published(cur, target, plan, total, replace_files=not exists)
     cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state("chunk_ledger")), (plan.load_id,))
     files = f"{plan.total_rows:,} rows from {len(plan.files):,} files"
@@ -141,9 +140,9 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
     return f"{done}; the table holds {total:,}"
 
 
-def delete_file_rows(cur, table: str, file_column: str, names: list[str], exact: bool) -> int:
+def delete_file_rows(cur, table: str, file_column: str, names: list[str]) -> int:
     """Delete the table's rows from the recorded files ``names`` (by ``file_column``), and their records; how many
-    rows. ``exact``: they must be the rows recorded for those files (no merge has replaced any since)."""
+    rows, which must be the rows recorded for those files (append mode: no row of theirs was replaced since)."""
     target = TableName.parse(table)
     cur.execute(sql.SQL("""DELETE FROM {} WHERE target_schema = %s AND target_table = %s AND name = ANY(%s)
                            RETURNING rows""").format(state("published_files")), (*target, names))
@@ -151,7 +150,7 @@ def delete_file_rows(cur, table: str, file_column: str, names: list[str], exact:
     cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(target.identifier(), sql.Identifier(file_column)),
                 (names,))
     deleted = cur.rowcount
-    if deleted > recorded or (exact and deleted != recorded):
+    if deleted != recorded:
         raise VerificationError(f"{table} holds {deleted:,} rows from {len(names):,} files ({names[0]!r} ...) in "
                                 f"its column {file_column!r}, where {recorded:,} were loaded from them; nothing was "
                                 "changed")
@@ -170,7 +169,7 @@ def _become_the_table(cur, plan: Plan, target: TableName) -> None:
     move_into_place(cur, plan, target)
 
 
-def forget_files(conn, table: str, file_column: str, names: list[str], exact: bool) -> str:
+def forget_files(conn, table: str, file_column: str, names: list[str]) -> str:
     """Delete the rows of the recorded files ``names`` (removed from the folder: ``on_removed = "delete"``) and their
     records, in one transaction; what it did, in words."""
     target = TableName.parse(table)
@@ -183,7 +182,7 @@ def forget_files(conn, table: str, file_column: str, names: list[str], exact: bo
             return f"{table} is not there: no rows of removed files to delete"
         if not still:
             return "another process deleted the rows of the removed files already"
-        deleted = delete_file_rows(cur, table, file_column, still, exact)
+        deleted = delete_file_rows(cur, table, file_column, still)
         cur.execute(sql.SQL("""UPDATE {} SET rows = rows - %s, published_at = now()
                                WHERE target_schema = %s AND target_table = %s""").format(state("published")),
                     (deleted, *target))

@@ -52,6 +52,7 @@ def declare(cur, table: sql.Composable, shown: str, primary_key: tuple[str, ...]
                 raise SourceError(f"config/ declares the primary key ({', '.join(primary_key)}) for {shown}, but it "
                                   f"has no column {_missing(exc)}; nothing was published") from exc
             made.append(f"primary key ({', '.join(primary_key)})")
+            have.append(Index(True, True, primary_key))
     for columns in indexes:
         if any(i.columns == columns for i in have):
             continue
@@ -62,6 +63,7 @@ def declare(cur, table: sql.Composable, shown: str, primary_key: tuple[str, ...]
             raise SourceError(f"config/ declares an index on ({', '.join(columns)}) for {shown}, but it has no "
                               f"column {_missing(exc)}; nothing was published") from exc
         made.append(f"index ({', '.join(columns)})")
+        have.append(Index(False, False, columns))
     return made
 
 

@@ -78,6 +78,9 @@ def check_options(options: TableOptions, mode: str, where: str) -> TableOptions:
                           "it out to refuse)")
     if options.on_removed == "delete" and not options.source_file_column:
         raise ConfigError(f"{where}: on_removed = 'delete' needs a source_file_column, to find a removed file's rows")
+    if options.on_removed == "delete" and mode == "merge":  # the rows it replaced in earlier files are gone
+        raise ConfigError(f"{where}: on_removed = 'delete' is for mode 'append' only: a merge cannot bring back the "
+                          "rows of earlier files that a removed file's rows replaced")
     if options.settle_seconds < 0:
         raise ConfigError(f"{where}: 'settle_seconds' must not be negative")
     return options
@@ -181,6 +184,7 @@ def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", k
     options = entry.options if entry else TableOptions()
     if options.dedup == "last" and mode != "merge":  # declared for the table's merges; this run is not one
         options = options._replace(dedup="refuse")
+    check_options(options, mode, f"{table} with --mode {mode}")
     return TableSpec(table, os.path.abspath(folder), chunk_rows, mode, key, options)
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from .. import config
 from ..errors import SourceError
+from ..model.load import HIDDEN_FILE, HIDDEN_ROW
 from ..model.plan import Plan, SourceFile
 from ..types.mapping import pg_column
 from .footers import read_footer
@@ -24,7 +25,7 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
 def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
               files: list[SourceFile] | None = None, *, mode: str = "replace", whole_table: bool = True,
               key: list[str] | None = None, file_column: str = "", row_column: str = "",
-              rewritten: list[str] | None = None) -> Plan:
+              rewritten: dict[str, list] | None = None) -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
     folder's, or the given ones (an increment's), as long as they are still those the fingerprint names.
     ``file_column``, ``row_column``: columns added after the files' with each row's file name and index."""
@@ -49,6 +50,9 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     for name, arrow_type, what in ((file_column, pa.string(), "file name"), (row_column, pa.int64(), "row index")):
         if not name:
             continue
+        if name in {c.name for c in columns} and name in (HIDDEN_FILE, HIDDEN_ROW):
+            raise SourceError(f"the files in {source!r} have a column {name!r}, which dedup = 'last' adds itself to "
+                              f"hold each row's {what}; rename it in the files")
         if name in {c.name for c in columns}:
             raise SourceError(f"the files in {source!r} have a column {name!r} already, the name given to the column "
                               f"holding each row's {what} (source_file_column in config/); choose another")
@@ -58,7 +62,7 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     file_rows = [footer.rows for footer in footers]
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
                 footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [],
-                file_column, row_column, rewritten or [])
+                file_column, row_column, rewritten or {})
 
 
 def _check_key(key: list[str], columns: list, source: str) -> None:

@@ -37,6 +37,8 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\nkey = "id"\ndedup = "first"\n', "unknown dedup 'first'"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\non_removed = "delete"\n', "'delete' needs a source_file_column"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\non_removed = "drop"\n', "unknown on_removed 'drop'"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\nkey = "id"\nsource_file_column = "f"\n'
+     'on_removed = "delete"\n', "on_removed = 'delete' is for mode 'append' only"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nindexes = "day"\n', "'indexes' must be a list of indexes"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nindexes = [[]]\n', "'indexes' must name columns"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nprimary_key = 3\n', "'primary_key' must name columns"),
