@@ -54,10 +54,9 @@ class IngestTable(SetsUpTheRun, luigi.WrapperTask):
 
     @cached_property
     def _tasks(self) -> list[luigi.Task]:
-        load, removed = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key)
+        load, removed, spec = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key)
         tasks = [] if load is None else [PublishTable(**load._asdict())]
         if removed:
-            spec = catalog.resolve(self.table, self.source, self.chunk_rows, self.mode, self.key)
             tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,
                                             file_column=spec.options.source_file_column))
         return tasks

@@ -64,6 +64,7 @@ class Schedule(NamedTuple):
 
     load: Load | None
     removed: list[str]
+    spec: catalog.TableSpec  # the settings it was made from
 
 
 def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
@@ -74,7 +75,7 @@ def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", 
     options = export_options(spec.options.source_file_column, spec.options.dedup)
     if spec.mode == "replace":
         return Schedule(Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)),
-                             options=options), [])
+                             options=options), [], spec)
     found, recorded = pending(spec)
     problem = refusal(spec, found)
     if problem:
@@ -89,7 +90,7 @@ def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", 
         if write:
             log.info("%s: no new file in %r; nothing to %s", spec.table, spec.source, spec.mode)
             tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
-        return Schedule(None, removed)
+        return Schedule(None, removed, spec)
     load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(files), spec.mode, spec.key, options)
     if write and not load.increment_file.exists():
         load.folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", 
         tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in files],
                                    "rewritten": earlier}))
         os.replace(tmp, load.increment_file)
-    return Schedule(load, removed)
+    return Schedule(load, removed, spec)
 
 
 def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",

@@ -32,7 +32,7 @@ class TableStatus(NamedTuple):
 
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     try:
-        load, removed = scheduling.schedule(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key,
+        load, removed, _ = scheduling.schedule(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key,
                                             write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
