@@ -1,5 +1,6 @@
 """``python -m pipeline run``: load every table in config/ and print what was loaded;
-``python -m pipeline status``: where each table's load stands.
+``python -m pipeline status``: where each table's load stands;
+``python -m pipeline quarantine TABLE``: the rows of a table its loads set aside.
 
 It schedules ``IngestAll`` on the luigid at [core] default_scheduler_host/port when one
 answers there, on the local scheduler otherwise, and exits non-zero if anything failed.
@@ -19,7 +20,7 @@ from . import config, logs
 from .errors import PipelineError
 from .ingest import IngestAll
 from .model.naming import TableName
-from .postgres import client, state
+from .postgres import client, quarantine, state
 from .source import catalog
 
 
@@ -35,6 +36,12 @@ def _scheduler_up() -> bool:
 def _published_rows() -> dict[str, tuple[str, int]]:
     with client.connection() as conn:
         return {spec.table: state.published_info(conn, TableName.parse(spec.table)) for spec in catalog.load_tables()}
+
+
+def _quarantined() -> dict[str, int]:
+    with client.connection() as conn:
+        held = quarantine.counts(conn)
+    return {spec.table: held.get(tuple(TableName.parse(spec.table)), 0) for spec in catalog.load_tables()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {table:<40} {rows:>14,} rows  loaded now")
     if loaded:
         print(f"  {loaded:,} rows in {seconds:.1f} s = {loaded / seconds:,.0f} rows/s")
+    for table, bad in _quarantined().items():
+        if bad:
+            print(f"  {table}: {bad:,} bad rows quarantined (python -m pipeline quarantine {table})")
     return 0
 
 
@@ -87,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                               "ETA)")
     p_status.add_argument("--pending", action="store_true", help="also the files a run would take: new, "
                           "rewritten, removed, still being written (loads nothing)")
+    p_quarantine = sub.add_parser("quarantine", help="a table's quarantined rows: file, row, columns, reason "
+                                  "(max_bad_rows in config/)")
+    p_quarantine.add_argument("table", help="the target table, schema.table")
+    p_quarantine.add_argument("--parquet", metavar="OUT", default="", help="also write those rows, as the source "
+                              "files hold them, to the Parquet file OUT: fix them and drop it into the source folder")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -95,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     config.private_state_dir()
     if args.command == "status":
         return show_status(args.pending)
+    if args.command == "quarantine":
+        from .quarantined import show
+
+        return show(args.table, args.parquet)
     return run(args)
 
 

@@ -3,7 +3,7 @@
 Set ``PIPELINE_KILL_AT=<point>[:<n>]`` and the process group is killed with SIGKILL the
 n-th time (default: first) the process reaches ``<point>``. Unset, a point costs one dict
 lookup. Points: export.chunk, copy.before_commit, copy.after_commit, copy.done,
-verify.done, publish.after_commit.
+verify.done, publish.after_reject (a load with a bad-row budget), publish.after_commit.
 """
 
 from __future__ import annotations

@@ -51,10 +51,15 @@ class IngestTable(SetsUpTheRun, luigi.WrapperTask):
                            "--source) or replace")
     key = luigi.Parameter(default="", description="merge: the columns that identify a row, comma-separated; "
                           "default: config/")
+    max_bad_rows = luigi.OptionalIntParameter(default=None, description="Rows PostgreSQL cannot hold that may go to "
+                                              "the quarantine table instead; default: config/, else 0 (refused)")
+    max_bad_fraction = luigi.OptionalFloatParameter(default=None, description="The same budget as a fraction of "
+                                                    "the load's rows (the greater of the two counts)")
 
     @cached_property
     def _tasks(self) -> list[luigi.Task]:
-        load, removed, spec = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key)
+        load, removed, spec = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key,
+                                                  budget=(self.max_bad_rows, self.max_bad_fraction))
         tasks = [] if load is None else [PublishTable(**load._asdict())]
         if removed:
             tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,

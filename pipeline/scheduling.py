@@ -68,11 +68,12 @@ class Schedule(NamedTuple):
 
 
 def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
-             write: bool = True) -> Schedule:
+             write: bool = True, budget: tuple = (None, None)) -> Schedule:
     """What brings ``table`` up to date. ``write``: fix an increment's files in its ``files.json`` (scheduling
-    it); without, only say which load it would be."""
-    spec = catalog.resolve(table, source, chunk_rows, mode, key)
-    options = export_options(spec.options.source_file_column, spec.options.dedup)
+    it); without, only say which load it would be. ``budget``: a bad-row budget given (``catalog.resolve``)."""
+    spec = catalog.resolve(table, source, chunk_rows, mode, key, budget)
+    chosen = spec.options
+    options = export_options(chosen.source_file_column, chosen.dedup, chosen.max_bad_rows, chosen.max_bad_fraction)
     if spec.mode == "replace":
         return Schedule(Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)),
                              options=options), [], spec)

@@ -14,7 +14,7 @@ from . import scheduling
 from .errors import PipelineError
 from .model.naming import TableName
 from .model.plan import Plan
-from .postgres import client, state
+from .postgres import client, quarantine, state
 from .source import catalog
 
 
@@ -28,6 +28,7 @@ class TableStatus(NamedTuple):
     rows_expected: int | None
     elapsed_s: float | None
     eta_s: float | None
+    quarantined: int = 0  # rows of the table in the quarantine (``badrows``)
 
 
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
@@ -77,10 +78,10 @@ def _of(done: int, total: int | None) -> str:
 
 
 def render(rows: list[TableStatus]) -> str:
-    header = ("table", "load", "state", "chunks", "rows", "elapsed", "eta")
-    return _columns(header, [(s.table, s.load_id, s.state, _of(s.chunks_done, s.chunks_total),
-                              _of(s.rows_loaded, s.rows_expected), _seconds(s.elapsed_s), _seconds(s.eta_s))
-                             for s in rows])
+    header = ("table", "load", "state", "chunks", "rows", "elapsed", "eta", "quarantined")
+    return table_text(header, [(s.table, s.load_id, s.state, _of(s.chunks_done, s.chunks_total),
+                                _of(s.rows_loaded, s.rows_expected), _seconds(s.elapsed_s), _seconds(s.eta_s),
+                                f"{s.quarantined:,}" if s.quarantined else "-") for s in rows])
 
 
 def render_pending() -> str:
@@ -101,10 +102,11 @@ def render_pending() -> str:
             lines.append((spec.table, spec.mode, *held, f"{len(recorded):,}", f"{len(found.new):,}",
                           f"{len(found.rewritten):,}", f"{len(found.removed):,}{what if found.removed else ''}",
                           f"{len(found.incomplete):,}"))
-    return _columns(header, lines)
+    return table_text(header, lines)
 
 
-def _columns(header: tuple, lines: list[tuple]) -> str:
+def table_text(header: tuple, lines: list[tuple]) -> str:
+    """Lines of values in aligned columns, under a header."""
     widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
                      for r in [header, *lines])
@@ -112,4 +114,6 @@ def _columns(header: tuple, lines: list[tuple]) -> str:
 
 def status() -> list[TableStatus]:
     with client.connection() as conn:
-        return [table_status(conn, spec) for spec in catalog.load_tables()]
+        bad = quarantine.counts(conn)
+        return [table_status(conn, spec)._replace(quarantined=bad.get(tuple(TableName.parse(spec.table)), 0))
+                for spec in catalog.load_tables()]

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import luigi
 
-from . import config, engines, faults, folders, scheduling
+from . import badrows, config, engines, faults, folders, scheduling
 from .errors import ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
-from .postgres import append, client, merge, staging, state
+from .postgres import append, client, merge, quarantine, staging, state
 from .source import catalog
 from .source.increment import files_holding
 from .verification.stats import CHECKSUM_ONLY, Stats, changed_columns, combine, differences
@@ -87,11 +87,16 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
         progress()
 
     early = config.export().copy_during_export
+    quarantined = [0]
     with ThreadPoolExecutor(max_workers=max(1, copiers)) if early else nullcontext() as copies:
         def exported_chunk(index: int, stats: Stats) -> None:
             for problem in stats.refusals(plan.columns):
                 raise ExportError(f"{plan.table} cannot be loaded: chunk {index} (source "
                                   f"{plan.describe_chunk(index)}) holds {problem}; nothing was published")
+            quarantined[0] += stats.quarantined
+            if plan.quarantine and quarantined[0] > plan.budget:
+                over_budget(plan, quarantined[0], [tmp / Chunk(plan.load_id, i).dirname for i in [*exported, index]],
+                            complete=len(exported) + 1 == total)
             exported.append(index)
             progress()
             if early:
@@ -107,6 +112,24 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
         shutil.rmtree(tmp, ignore_errors=True)
     report(f"{total} chunks · {fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
            f"{time.monotonic() - started:.1f} s", 100)
+
+
+def over_budget(plan: Plan, found: int, folders: list[Path] = (), complete: bool = True) -> None:
+    """Fail a load that found more bad rows than its budget: with those its export set aside in ``folders`` put in
+    the quarantine, for inspection until the table's next publish."""
+    def keep(conn) -> list[str]:
+        state.ensure_schema(conn)
+        with client.transaction(conn, f"quarantining the bad rows of {plan.table}") as cur:
+            for folder in folders:
+                quarantine.insert(cur, plan, badrows.read(folder), quarantine.EXPORT)
+            return quarantine.first_rows(cur, plan.load_id)
+
+    shown = client.with_retries(keep, f"quarantining the bad rows of {plan.table}")
+    raise SourceError(f"{plan.table} cannot be loaded: {'at least ' if not complete else ''}{found:,} of its "
+                      f"{plan.total_rows:,} rows cannot be stored in PostgreSQL, more than its budget of "
+                      f"{plan.budget:,} (max_bad_rows, max_bad_fraction); the first: {'; '.join(shown)}. They are "
+                      f"kept for inspection until its next load (python -m pipeline quarantine {plan.table}); "
+                      "nothing was published")
 
 
 def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Report, early: bool = False) -> None:
@@ -189,14 +212,18 @@ def verdict(plan: Plan, manifest: Manifest, loaded: Stats, ledger_rows: int, led
     ``column_sums``: (source, loaded) per-column checksums, read only to name the columns when nothing but
     the row checksum differs."""
     where = f"{plan.table} (source {plan.source!r}) does not verify"
-    counts = (plan.total_rows, manifest.rows, loaded.rows)
+    source = combine(manifest.chunk_stats, plan.columns)
+    # every source row is loaded or quarantined, as the export found it
+    counts = (plan.total_rows, manifest.rows, loaded.rows + loaded.quarantined, source.rows + source.quarantined)
     chunks = len(manifest.chunk_rows)
-    if len(set(counts)) != 1 or ledger_rows != loaded.rows or ledger_chunks != chunks:
+    if (len(set(counts)) != 1 or ledger_rows != loaded.rows or ledger_chunks != chunks
+            or source.quarantined != loaded.quarantined):
+        held = (f" and {loaded.quarantined:,} in its quarantine where the export set aside {source.quarantined:,}"
+                if plan.quarantine else "")
         raise VerificationError(
             f"{where}: the source has {counts[0]:,} rows, the chunk manifest {counts[1]:,}, PostgreSQL "
-            f"{counts[2]:,} (ledger: {ledger_rows:,} rows in {ledger_chunks} of {chunks} chunks); "
+            f"{loaded.rows:,}{held} (ledger: {ledger_rows:,} rows in {ledger_chunks} of {chunks} chunks); "
             "nothing was published")
-    source = combine(manifest.chunk_stats, plan.columns)
     problems = differences(plan.columns, source, loaded)
     if problems == [CHECKSUM_ONLY]:
         problems = [changed_columns(plan.columns, *column_sums())]
@@ -204,3 +231,15 @@ def verdict(plan: Plan, manifest: Manifest, loaded: Stats, ledger_rows: int, led
         raise VerificationError(f"{where}: {'; '.join(problems)}; nothing was published")
     return {"source_rows": counts[0], "manifest_rows": counts[1], "source": source.to_json(),
             "loaded": loaded.to_json()}
+
+
+def quarantine_refused(plan: Plan) -> int:
+    """Before the publish of a load with a budget: quarantine the verified rows the target's constraints refuse
+    (``postgres.quarantine.reject``), and fail if the load has now more bad rows than its budget; how many it has."""
+    if not plan.quarantine:
+        return 0
+    found = client.with_retries(lambda conn: quarantine.reject(conn, plan), f"checking the rows of {plan.table}")
+    faults.point("publish.after_reject")
+    if found > plan.budget:
+        over_budget(plan, found)
+    return found

@@ -109,7 +109,8 @@ class SparkReadParquet(LoadTask):
                          increment.files if increment else None, mode=self.mode,
                          whole_table=increment.whole_table if increment else True, key=self.load.key_columns,
                          file_column=self.load.file_column, row_column=self.load.row_column,
-                         rewritten=increment.rewritten if increment else {})
+                         rewritten=increment.rewritten if increment else {}, bad_rows=self.load.bad_row_budget,
+                         dedup=self.load.dedup)
 
         def check(conn) -> None:
             state.ensure_schema(conn)
@@ -221,13 +222,15 @@ class PublishTable(LoadTask):
             raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
                              "was reset - run again to load it")
         plan = self.plan()
+        bad = steps.quarantine_refused(plan)
         declared = steps.declared_indexes(self.table)
         if self.load.incremental:
             self.report(steps.publish_increment(plan, declared), 100)
             steps.forget_increment(self.load)
             return
         made = client.with_retries(lambda conn: publish.publish(conn, plan, declared), f"publishing {self.table}")
-        self.report(f"published {steps.fmt(plan.total_rows)} rows"
+        self.report(f"published {steps.fmt(plan.total_rows - bad)} rows"
+                    + (f" ({bad:,} quarantined: python -m pipeline quarantine {self.table})" if bad else "")
                     + (f"; made the {', '.join(made)} config/ declares" if made else ""), 100)
         for other in self.load.table_dir.iterdir():
             if other != self.load.folder:

@@ -56,6 +56,12 @@ def ingest(env: dict, source: Path, table: str, chunk_rows: int, *extra: str, **
     return run_luigi(env, *_ingest_args(source, table, chunk_rows, *extra), **kw)
 
 
+def run_cli(env: dict, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGS`` from the repository root, its output and errors together."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, f"exit {result.returncode}:\n{result.stdout[-6000:]}"
     return result.stdout

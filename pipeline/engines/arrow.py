@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from .. import config
+from .. import badrows, config
 from ..errors import ExportError
 from ..model.chunk import Chunk
 from ..model.plan import Plan
@@ -33,11 +33,10 @@ CHECKSUM = Checksum.TYPED
 BATCH_ROWS = 131_072
 
 
-def _lines(columns: list[Column], batch: pa.RecordBatch) -> tuple[pa.Array, list[pa.Array]]:
-    """(every row's CSV line with its newline, each column's CSV fields)."""
-    fields = [csv_field(c, batch.column(i)) for i, c in enumerate(columns)]
+def _lines(columns: list[Column], fields: list[pa.Array]) -> pa.Array:
+    """Every row's CSV line with its newline, from each column's CSV fields."""
     line = pc.binary_join_element_wise(*[fields[i] for i in csv_order(columns)], ",")
-    return pc.binary_join_element_wise(line, "\n", ""), fields
+    return pc.binary_join_element_wise(line, "\n", "")
 
 
 def _write(out, lines: pa.Array) -> None:
@@ -140,14 +139,20 @@ def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHEC
     """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics, with the
     row hash ``checksum`` names (the Spark engine's "md5" for a chunk it hands over)."""
     parts: list[Stats] = []
+    bad: list[badrows.BadRow] = []
     path = folder / "part-00000.csv"
     try:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
             for batch in _batches(plan, index):
-                lines, fields = _lines(plan.columns, batch)
-                _write(out, lines)
+                fields = [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)]
+                found, keep = badrows.split(plan, batch, fields)
+                if found:  # set aside (a budget): the rest is loaded, and its statistics are the source's
+                    batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
+                    bad += found
+                _write(out, _lines(plan.columns, fields))
                 parts.append(batch_stats(plan.columns, batch, fields, checksum))
+        badrows.write(folder, plan, bad)
     except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
@@ -156,7 +161,9 @@ def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHEC
         if exc.filename:
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    return combine(parts, plan.columns)
+    stats = combine(parts, plan.columns)
+    stats.quarantined = len(bad)
+    return stats
 
 
 def tracking_url() -> None:

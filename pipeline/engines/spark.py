@@ -163,6 +163,9 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
     if entries != plan.chunk_leaf_entries(index):
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {sum(entries):,} list or map entries "
                                                 f"where the footers count {sum(plan.chunk_leaf_entries(index)):,}")
+    if plan.quarantine and stats.refusals(plan.columns):  # the per-batch code sets the bad rows aside
+        return _with_arrow(plan, index, folder, f"it holds {'; '.join(stats.refusals(plan.columns))}, which go to "
+                                                "the quarantine", warn=False)
     return stats
 
 
@@ -171,12 +174,13 @@ def tracking_url() -> str | None:
     return ui_url()
 
 
-def _with_arrow(plan: Plan, index: int, folder: Path, reason: str) -> Stats:
-    """Export the chunk with pyarrow, computing the Spark engine's row hash, after Spark could not read it."""
+def _with_arrow(plan: Plan, index: int, folder: Path, reason: str, warn: bool = True) -> Stats:
+    """Export the chunk with pyarrow, computing the Spark engine's row hash, after Spark could not read it (or
+    found bad rows in it, ``warn`` False)."""
     from . import arrow
 
-    log.warning("%s: %s (source %s): %s; pyarrow exports it instead", plan.table, Chunk(plan.load_id, index),
-                plan.describe_chunk(index), reason)
+    log.log(logging.WARNING if warn else logging.INFO, "%s: %s (source %s): %s; pyarrow exports it instead",
+            plan.table, Chunk(plan.load_id, index), plan.describe_chunk(index), reason)
     shutil.rmtree(folder, ignore_errors=True)
     return arrow.export_chunk(plan, index, folder, checksum=CHECKSUM)
 

@@ -29,16 +29,19 @@ MANIFEST = "_manifest.json"
 INCREMENT = "files.json"
 _EXPORTING = "chunks.tmp-"
 # Columns a load adds to the staging table and not to the table: each row's file name and its index in the file,
-# which a merge with ``dedup = "last"`` needs to keep the latest row of a key.
+# which a merge with ``dedup = "last"`` needs to keep the latest row of a key, and a quarantine to name a row.
 HIDDEN_FILE = "_pipeline_file"
 HIDDEN_ROW = "_pipeline_row"
 
 
-def export_options(source_file_column: str = "", dedup: str = "refuse") -> str:
+def export_options(source_file_column: str = "", dedup: str = "refuse", max_bad_rows: int = 0,
+                   max_bad_fraction: float = 0) -> str:
     """``Load.options``: the table options that change what a load exports, as canonical JSON ("" for none)."""
-    chosen = {"source_file_column": source_file_column} if source_file_column else {}
+    chosen: dict = {"source_file_column": source_file_column} if source_file_column else {}
     if dedup == "last":
         chosen["dedup"] = dedup
+    if max_bad_rows or max_bad_fraction:
+        chosen["max_bad_rows"], chosen["max_bad_fraction"] = max_bad_rows, max_bad_fraction
     return json.dumps(chosen, sort_keys=True, separators=(",", ":")) if chosen else ""
 
 
@@ -74,13 +77,28 @@ class Load(NamedTuple):
     def file_column(self) -> str:
         """The column the load adds with each row's file name: ``source_file_column``, a hidden one for a merge
         that keeps the latest row of a key, or none ("")."""
-        chosen = json.loads(self.options) if self.options else {}
-        return chosen.get("source_file_column") or (HIDDEN_FILE if "dedup" in chosen else "")
+        chosen = self._chosen
+        return chosen.get("source_file_column") or (HIDDEN_FILE if {"dedup", "max_bad_rows"} & chosen.keys() else "")
 
     @property
     def row_column(self) -> str:
         """The hidden column the load adds with each row's index in its file, or none ("")."""
-        return HIDDEN_ROW if self.options and "dedup" in json.loads(self.options) else ""
+        return HIDDEN_ROW if {"dedup", "max_bad_rows"} & self._chosen.keys() else ""
+
+    @property
+    def bad_row_budget(self) -> tuple[int, float] | None:
+        """(max_bad_rows, max_bad_fraction) of a load that quarantines bad rows (``badrows``), else None."""
+        chosen = self._chosen
+        return (chosen["max_bad_rows"], chosen["max_bad_fraction"]) if "max_bad_rows" in chosen else None
+
+    @property
+    def dedup(self) -> bool:
+        """Whether the merge keeps the latest row of a key (``dedup = "last"``)."""
+        return "dedup" in self._chosen
+
+    @property
+    def _chosen(self) -> dict:
+        return json.loads(self.options) if self.options else {}
 
     @property
     def incremental(self) -> bool:

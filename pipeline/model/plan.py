@@ -41,6 +41,14 @@ class Plan:
     row_column: str = ""
     # an increment's files whose earlier rows it replaces: the (size, mtime_ns, digest) recorded for them
     rewritten: dict[str, list] = field(default_factory=dict)
+    # with a bad-row budget (``badrows``): the most rows it may quarantine; None: it refuses any
+    budget: int | None = None
+    dedup: bool = False  # merge: of rows sharing a key, keep the latest file's last (``dedup = "last"``)
+
+    @property
+    def quarantine(self) -> bool:
+        """Whether the load sets bad rows aside (then ``file_column`` and ``row_column`` give their coordinates)."""
+        return self.budget is not None
 
     @property
     def incremental(self) -> bool:
@@ -91,4 +99,6 @@ class Plan:
         raw = json.loads(text)
         raw["files"] = [SourceFile(**f) for f in raw["files"]]
         raw["columns"] = [Column.from_json(c) for c in raw["columns"]]
+        if "dedup" not in raw:  # written before bad-row budgets: a row column meant dedup = "last"
+            raw["dedup"] = bool(raw.get("row_column"))
         return cls(**raw)

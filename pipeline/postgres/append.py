@@ -14,9 +14,10 @@ from ..errors import SourceError, StateReset, VerificationError
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import Column
-from . import indexes, merge
+from . import indexes, merge, quarantine
 from .client import transaction
 from .publish import move_into_place
+from .staging import drop_hidden_columns
 from .state import discard_load, mark_published, published_row, staging_table, state
 
 Declared = tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]  # config/'s (primary_key, indexes)
@@ -90,11 +91,9 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
              declared: Declared) -> str:
     staged = staging_table(plan.load_id)
     merging = plan.mode == "merge"
-    rows = plan.total_rows - (merge.check_keys(cur, plan, staged) if merging else 0)
-    hidden = [c for c in plan.columns if c not in plan.table_columns]
-    if hidden:  # the file and row columns only the key's deduplication needed
-        cur.execute(sql.SQL("ALTER TABLE {} ").format(staged) + sql.SQL(", ").join(
-            sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
+    staged_rows = quarantine.settle(cur, plan)
+    rows = staged_rows - (merge.check_keys(cur, plan, staged) if merging else 0)
+    drop_hidden_columns(cur, plan)  # the file and row columns only the key's deduplication or the quarantine needed
     deleted = 0
     if not exists:  # the first increment, or the table was dropped: it becomes the table
         _become_the_table(cur, plan, target)
@@ -128,10 +127,13 @@ def _publish(cur, plan: Plan, target: TableName, held: tuple[str, int] | None, e
         cur.execute(sql.SQL("DROP TABLE {}").format(staged))
         total = held[1] + added - deleted if held else _count(cur, target)
     mark_published(cur, target, plan, total, replace_files=not exists)
+    quarantine.forget_stale(cur, target)
     cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state("chunk_ledger")), (plan.load_id,))
-    files = f"{plan.total_rows:,} rows from {len(plan.files):,} files"
-    if rows != plan.total_rows:
-        files += f" ({plan.total_rows - rows:,} earlier rows of a key left out)"
+    files = f"{staged_rows:,} rows from {len(plan.files):,} files"
+    if rows != staged_rows:
+        files += f" ({staged_rows - rows:,} earlier rows of a key left out)"
+    if staged_rows != plan.total_rows:
+        files += f" ({plan.total_rows - staged_rows:,} bad rows quarantined)"
     done = f"merged {files}: {replaced:,} replaced, {added:,} added" if merging else f"appended {files}"
     if deleted:
         done += f", after deleting the {deleted:,} rows of {len(plan.rewritten):,} rewritten files"
@@ -186,5 +188,6 @@ def forget_files(conn, table: str, file_column: str, names: list[str]) -> str:
         cur.execute(sql.SQL("""UPDATE {} SET rows = rows - %s, published_at = now()
                                WHERE target_schema = %s AND target_table = %s""").format(state("published")),
                     (deleted, *target))
+        quarantine.forget_stale(cur, target)
     faults.point("publish.after_commit")
     return f"deleted the {deleted:,} rows of {len(still):,} removed files ({still[0]!r} ...)"

@@ -32,14 +32,14 @@ def _names(plan: Plan) -> sql.Composable:
 
 def check_keys(cur, plan: Plan, staged: sql.Composable) -> int:
     """Every staged row has a key, and no key occurs twice - or, when the plan keeps the latest row of a key
-    (its ``row_column``), the earlier rows are deleted; how many."""
+    (``dedup``, by its file and row columns), the earlier rows are deleted; how many."""
     where = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in plan.key)
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(staged, where))
     nulls = cur.fetchone()[0]
     if nulls:
         raise SourceError(f"cannot merge into {plan.table}: {nulls:,} rows of the new files have a NULL in the key "
                           f"({', '.join(plan.key)}); nothing was published")
-    if plan.row_column:
+    if plan.dedup:
         return _keep_latest(cur, plan, staged)
     columns = {c.name: c for c in plan.columns}
     texts = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k)) for k in plan.key)

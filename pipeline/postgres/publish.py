@@ -12,8 +12,9 @@ from ..errors import DatabaseError
 from ..model.load import staging_name
 from ..model.naming import TableName
 from ..model.plan import Plan
-from . import indexes, keep
+from . import indexes, keep, quarantine
 from .client import transaction
+from .staging import drop_hidden_columns
 from .state import mark_published, published_row, staging_table, state
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def publish(conn, plan: Plan, declared: tuple = ((), ())) -> list[str]:
             return []
         # What users built on the old table (indexes, constraints, comments, grants, views) is kept: indexes
         # are built on the staging table first, so the old table is locked only for the swap itself.
+        rows = quarantine.settle(cur, plan)  # the rows the target's constraints refuse go, quarantined
+        drop_hidden_columns(cur, plan)
         kept = keep.capture(cur, target)
         lost = keep.restore(cur, kept, (config.postgres().state_schema, staging_name(plan.load_id)))
         made = indexes.declare(cur, staging_table(plan.load_id), plan.table, *declared)
@@ -72,7 +75,8 @@ def publish(conn, plan: Plan, declared: tuple = ((), ())) -> list[str]:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target.identifier()))
         move_into_place(cur, plan, target)
         lost += keep.after_swap(cur, kept)
-        mark_published(cur, target, plan, plan.total_rows, replace_files=True)
+        mark_published(cur, target, plan, rows, replace_files=True)
+        quarantine.forget_stale(cur, target)
         cur.execute(sql.SQL("""SELECT load_id FROM {} WHERE target_schema = %s AND target_table = %s
                                AND load_id <> %s""").format(state("loads")),
                     (target.schema, target.name, plan.load_id))

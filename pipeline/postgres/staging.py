@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg2.errors
 from psycopg2 import sql
 
-from .. import config, faults
+from .. import badrows, config, faults
 from ..errors import ChunkAlreadyLoaded, VerificationError
 from ..model.chunk import Chunk
 from ..model.naming import TableName
@@ -17,6 +17,7 @@ from ..types.mapping import Column, csv_order
 from ..verification import postgres as pg_verify
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
+from . import quarantine
 from .client import transaction, with_retries
 from .state import chunk_in_ledger, ensure_schema, staging_table, state
 
@@ -48,14 +49,23 @@ def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
     return True
 
 
+def drop_hidden_columns(cur, plan: Plan) -> None:
+    """Drop the columns only the load needed (``Plan.table_columns``) from its staging table."""
+    hidden = [c for c in plan.columns if c not in plan.table_columns]
+    if hidden:
+        cur.execute(sql.SQL("ALTER TABLE {} ").format(staging_table(plan.load_id)) + sql.SQL(", ").join(
+            sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
+
+
 def copy_statement(table: sql.Composable, columns: list[Column]) -> sql.Composed:
     """The one COPY statement: CSV from the client, columns named in the export's ``csv_order``."""
     names = sql.SQL(", ").join(sql.Identifier(columns[i].name) for i in csv_order(columns))
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, names)
 
 
-def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int) -> None:
-    """COPY the chunk's files into staging and record it in the ledger, in one transaction.
+def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int, bad: list[dict] = ()) -> None:
+    """COPY the chunk's files into staging and record it in the ledger, in one transaction; with the rows its
+    export set aside (``bad``, ``badrows``) put in the quarantine in the same transaction.
 
     The ledger row goes in first: a concurrent copier of the same chunk then waits on the
     primary key and fails with ``ChunkAlreadyLoaded`` as soon as this one commits.
@@ -68,6 +78,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
                 state("chunk_ledger")), (chunk.load_id, chunk.index, expected_rows))
         except psycopg2.errors.UniqueViolation as exc:
             raise ChunkAlreadyLoaded(f"{chunk} was already loaded by another process") from exc
+        quarantine.insert(cur, plan, list(bad), quarantine.EXPORT)
         copied = 0
         for path in files:
             with open(path, "rb") as f:
@@ -76,7 +87,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
         if copied != expected_rows:
             raise VerificationError(
                 f"{chunk} of {plan.table}: its CSV files hold {copied} rows but its source files "
-                f"{expected_rows}; the chunk was not loaded")
+                f"{expected_rows}{' (less those quarantined)' if bad else ''}; the chunk was not loaded")
         faults.point("copy.before_commit")
 
 
@@ -90,7 +101,8 @@ def copy_once(plan: Plan, chunk: Chunk, files: list[Path]) -> str:
         if chunk_in_ledger(conn, chunk):
             return "already in the ledger (copied during the export or by another process); not loading it again"
         try:
-            copy_chunk(conn, plan, chunk, files, plan.chunk_rows(chunk.index))
+            bad = badrows.read(files[0].parent) if files else []
+            copy_chunk(conn, plan, chunk, files, plan.chunk_rows(chunk.index) - len(bad), bad)
         except ChunkAlreadyLoaded as exc:
             return f"{exc}; keeping that copy"
         return "copied"
@@ -99,13 +111,15 @@ def copy_once(plan: Plan, chunk: Chunk, files: list[Path]) -> str:
 
 
 def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int]:
-    """(content statistics of the staging table with the row hash ``checksum``, rows in the ledger, chunks
-    in the ledger)."""
+    """(content statistics of the staging table with the row hash ``checksum`` and the rows the export
+    quarantined, rows in the ledger, chunks in the ledger)."""
     with transaction(conn, f"verifying the rows of {plan.table}") as cur:
         stats = pg_verify.table_stats(cur, staging_table(plan.load_id), plan.columns, checksum)
         cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
             state("chunk_ledger")), (plan.load_id,))
         ledger_rows, ledger_chunks = cur.fetchone()
+        if plan.quarantine:
+            stats.quarantined = quarantine.counted(cur, plan.load_id, quarantine.EXPORT)
     return stats, int(ledger_rows), ledger_chunks
 
 

@@ -8,6 +8,8 @@
 * ``published``    which load each target table currently holds;
 * ``published_files`` per target table, every source file its rows came from (name, size, mtime, footer
                    digest), written in the publish's transaction: what an ``append`` load leaves out;
+* ``quarantine``   the bad rows of loads with a bad-row budget, with their source coordinates
+                   (``postgres.quarantine``);
 * ``load_<id>``    a load's staging table (``model.load.staging_name``), renamed into place when the
                    load is published.
 
@@ -26,6 +28,27 @@ from ..model.load import staging_name
 from ..model.naming import TableName
 from .client import transaction
 
+# The bad rows of loads with a bad-row budget (``postgres.quarantine``).
+_QUARANTINE = """
+    CREATE TABLE IF NOT EXISTS {quarantine} (
+        load_id text NOT NULL,
+        target_schema text NOT NULL,
+        target_table text NOT NULL,
+        source text NOT NULL,
+        source_file text NOT NULL,
+        row_index bigint NOT NULL,
+        row_group integer,
+        columns text[] NOT NULL,
+        reason text NOT NULL,
+        row_values jsonb NOT NULL,
+        found_by text NOT NULL,
+        file_size bigint,
+        file_mtime_ns bigint,
+        quarantined_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (load_id, source_file, row_index));
+    CREATE INDEX IF NOT EXISTS quarantine_target ON {quarantine} (target_schema, target_table);
+"""
+
 
 def state(name: str) -> sql.Identifier:
     return sql.Identifier(config.postgres().state_schema, name)
@@ -39,7 +62,7 @@ def ensure_schema(conn) -> None:
     """Create the state schema and its tables where they are missing (idempotent, safe concurrently)."""
     schema = config.postgres().state_schema
     with transaction(conn, "creating the pipeline's state tables") as cur:
-        if _exists(cur, "published_files"):  # the newest of the tables: older states get what they lack
+        if _exists(cur, "quarantine"):  # the newest of the tables: older states get what they lack
             return
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('parquet-pg-pipeline state'))")
         cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
@@ -81,6 +104,7 @@ def ensure_schema(conn) -> None:
                 PRIMARY KEY (target_schema, target_table, name));
             """).format(loads=state("loads"), ledger=state("chunk_ledger"), published=state("published"),
                         files=state("published_files")))
+        cur.execute(sql.SQL(_QUARANTINE).format(quarantine=state("quarantine")))
 
 
 def _exists(cur, table: str = "published") -> bool:
@@ -115,12 +139,16 @@ def record_files(cur, table: TableName, plan, replace: bool) -> None:
     if replace:
         cur.execute(sql.SQL("DELETE FROM {} WHERE target_schema = %s AND target_table = %s").format(
             state("published_files")), tuple(table))
+    # a file's rows: those loaded, its footer's less those quarantined
     cur.execute(sql.SQL("""
         INSERT INTO {} (target_schema, target_table, name, size, mtime_ns, digest, rows, load_id)
-        SELECT %s, %s, f.* , %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
-            AS f(name, size, mtime_ns, digest, rows)""").format(state("published_files")),
+        SELECT %s, %s, f.name, f.size, f.mtime_ns, f.digest, f.rows - coalesce(q.bad, 0), %s
+          FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[])
+            AS f(name, size, mtime_ns, digest, rows)
+          LEFT JOIN (SELECT source_file, count(*) AS bad FROM {} WHERE load_id = %s GROUP BY 1) q
+            ON q.source_file = f.name""").format(state("published_files"), state("quarantine")),
                 (*table, plan.load_id, [f.name for f in plan.files], [f.size for f in plan.files],
-                 [f.mtime_ns for f in plan.files], [f.digest for f in plan.files], plan.file_rows))
+                 [f.mtime_ns for f in plan.files], [f.digest for f in plan.files], plan.file_rows, plan.load_id))
 
 
 def mark_published(cur, table: TableName, plan, rows: int, replace_files: bool) -> None:

@@ -15,6 +15,8 @@
     primary_key = ["id"]               # optional: made on every table published (its columns must be unique)
     indexes = [["day"], ["name", "id"]]  # optional: made on every table published
     settle_seconds = 30                # optional: a new file is taken once unchanged for this long
+    max_bad_rows = 100                 # optional: a budget of rows PostgreSQL cannot hold, set aside in the
+    max_bad_fraction = 0.001           #   quarantine table (the greater of the two); default 0: refused
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .listing import fingerprint, list_files
 
 _KEYS = {"table": str, "source": str, "chunk_rows": int, "mode": str, "key": list, "dedup": str,
          "source_file_column": str, "on_removed": str, "primary_key": list, "indexes": list,
-         "settle_seconds": (int, float)}
+         "settle_seconds": (int, float), "max_bad_rows": int, "max_bad_fraction": (int, float)}
 _COLUMN_LISTS = ("key", "primary_key")
 ON_REMOVED = ("refuse", "delete", "keep")
 DEDUP = ("refuse", "last")
@@ -47,6 +49,8 @@ class TableOptions(NamedTuple):
     primary_key: tuple[str, ...] = ()
     indexes: tuple[tuple[str, ...], ...] = ()
     settle_seconds: float = 0  # a new file modified more recently than this waits for the next run
+    max_bad_rows: int = 0  # the bad-row budget (``badrows``): the greater of these two, in rows
+    max_bad_fraction: float = 0  # ... and as a fraction of the load's rows
 
 
 class TableSpec(NamedTuple):
@@ -83,6 +87,10 @@ def check_options(options: TableOptions, mode: str, where: str) -> TableOptions:
                           "rows of earlier files that a removed file's rows replaced")
     if options.settle_seconds < 0:
         raise ConfigError(f"{where}: 'settle_seconds' must not be negative")
+    if options.max_bad_rows < 0:
+        raise ConfigError(f"{where}: 'max_bad_rows' must not be negative")
+    if not 0 <= options.max_bad_fraction <= 1:
+        raise ConfigError(f"{where}: 'max_bad_fraction' must be between 0 and 1")
     return options
 
 
@@ -167,10 +175,11 @@ def declared(table: str) -> TableSpec | None:
     return next((spec for spec in load_tables() if spec.table == wanted), None)
 
 
-def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", key: str = "") -> TableSpec:
+def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
+            budget: tuple[int | None, float | None] = (None, None)) -> TableSpec:
     """The table's load settings: those given; for the rest, its entry in config/ when no folder is given,
     else the defaults. The folder is made absolute. The table's options are always its entry's (they describe
-    the table, whichever folder fills it)."""
+    the table, whichever folder fills it), but for a bad-row ``budget`` given (max_bad_rows, max_bad_fraction)."""
     table = str(TableName.parse(table))
     entry = declared(table) if folder else find(table)  # with a folder given, for the table's options only
     spec = None if folder else entry
@@ -182,6 +191,9 @@ def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", k
     key = ",".join(c.strip() for c in key.split(",")) if key else ""
     mode = check_mode(mode, key, "--mode")
     options = entry.options if entry else TableOptions()
+    given = {name: value for name, value in zip(("max_bad_rows", "max_bad_fraction"), budget, strict=True)
+             if value is not None}
+    options = options._replace(**given)
     if options.dedup == "last" and mode != "merge":  # declared for the table's merges; this run is not one
         options = options._replace(dedup="refuse")
     check_options(options, mode, f"{table} with --mode {mode}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +26,12 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
 def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
               files: list[SourceFile] | None = None, *, mode: str = "replace", whole_table: bool = True,
               key: list[str] | None = None, file_column: str = "", row_column: str = "",
-              rewritten: dict[str, list] | None = None) -> Plan:
+              rewritten: dict[str, list] | None = None, bad_rows: tuple[int, float] | None = None,
+              dedup: bool = False) -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
     folder's, or the given ones (an increment's), as long as they are still those the fingerprint names.
-    ``file_column``, ``row_column``: columns added after the files' with each row's file name and index."""
+    ``file_column``, ``row_column``: columns added after the files' with each row's file name and index.
+    ``bad_rows``: the bad-row budget, (max_bad_rows, max_bad_fraction): the load may quarantine the greater."""
     files = list_files(source) if files is None else stat_files(source, files)
     if fingerprint(files) != expected_fingerprint:
         raise SourceError(f"source folder {source!r} changed after this load was scheduled; run it again")
@@ -51,8 +54,8 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         if not name:
             continue
         if name in {c.name for c in columns} and name in (HIDDEN_FILE, HIDDEN_ROW):
-            raise SourceError(f"the files in {source!r} have a column {name!r}, which dedup = 'last' adds itself to "
-                              f"hold each row's {what}; rename it in the files")
+            raise SourceError(f"the files in {source!r} have a column {name!r}, which dedup = 'last' and a bad-row "
+                              f"budget add themselves to hold each row's {what}; rename it in the files")
         if name in {c.name for c in columns}:
             raise SourceError(f"the files in {source!r} have a column {name!r} already, the name given to the column "
                               f"holding each row's {what} (source_file_column in config/); choose another")
@@ -60,9 +63,10 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
     _check_key(key or [], columns, source)
     files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
+    budget = None if bad_rows is None else max(bad_rows[0], math.floor(bad_rows[1] * sum(file_rows)))
     return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
                 footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [],
-                file_column, row_column, rewritten or {})
+                file_column, row_column, rewritten or {}, budget, dedup)
 
 
 def _check_key(key: list[str], columns: list, source: str) -> None:

@@ -21,15 +21,13 @@ from .stats import ColumnStats, FloatStats, Refusal, Stats
 PG_EPOCH_DAYS, PG_EPOCH_MICROS = 10_957, 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, after 1970's
 
 
-def outside_postgres(values: pa.Array) -> int:
-    """How many dates or timestamps lie outside PostgreSQL's range (from 4714-11-24 BC; dates to 5874897 AD;
-    microsecond timestamps cannot pass its end, 294276 AD)."""
+def outside_postgres(values: pa.Array) -> pa.Array:
+    """Per value: whether the date or timestamp lies outside PostgreSQL's range (from 4714-11-24 BC; dates to
+    5874897 AD; microsecond timestamps cannot pass its end, 294276 AD); NULL for NULL."""
     keys = days_or_micros(values)
     if pa.types.is_date(values.type):
-        outside = pc.or_(pc.less(keys, temporal.MIN_DAYS), pc.greater(keys, temporal.MAX_DATE_DAYS))
-    else:
-        outside = pc.less(keys, temporal.MIN_DAYS * temporal.DAY_MICROS)
-    return pc.sum(outside).as_py() or 0
+        return pc.or_(pc.less(keys, temporal.MIN_DAYS), pc.greater(keys, temporal.MAX_DATE_DAYS))
+    return pc.less(keys, temporal.MIN_DAYS * temporal.DAY_MICROS)
 
 
 def _int_keys(values: pa.Array, kind: HashKind) -> np.ndarray:
@@ -85,14 +83,20 @@ def _float_stats(values: pa.Array) -> FloatStats:
                       math.nan if nans else high, float_hash_sum(values))
 
 
-def _refused(column: Column, values: pa.Array, field: pa.Array) -> dict[Refusal, int]:
-    counts = {}
+def refused_values(column: Column, values: pa.Array, field: pa.Array) -> dict[Refusal, pa.Array]:
+    """Per refusal the export counts for the column (``counted_refusals``): whether each value is one it refuses."""
+    masks = {}
     if column.kind.textual:
-        counts[Refusal.NUL] = pc.sum(pc.match_substring(field, "\x00")).as_py() or 0
+        masks[Refusal.NUL] = pc.match_substring(field, "\x00")
     if column.kind == Kind.JSON:
-        counts[Refusal.DUPLICATE_KEY] = pc.sum(pc.match_substring(field, nested.DUPLICATE_KEY)).as_py() or 0
+        masks[Refusal.DUPLICATE_KEY] = pc.match_substring(field, nested.DUPLICATE_KEY)
     if column.kind.dated:
-        counts[Refusal.OUTSIDE_RANGE] = outside_postgres(values)
+        masks[Refusal.OUTSIDE_RANGE] = outside_postgres(values)
+    return masks
+
+
+def _refused(column: Column, values: pa.Array, field: pa.Array) -> dict[Refusal, int]:
+    counts = {r: pc.sum(mask).as_py() or 0 for r, mask in refused_values(column, values, field).items()}
     return {r: n for r, n in counts.items() if n}
 
 

@@ -3,6 +3,8 @@ the loaded ones; a load is published only when the two agree.
 
 * ``rows``, and ``checksum``: an order-independent checksum, the sum over rows of a row hash (see
   ``rowhash``) - any changed, lost or duplicated value changes it;
+* ``quarantined``: the rows a load with a bad-row budget set aside (``quarantine``) rather than loaded; the
+  other statistics are those of the rows loaded. On the loaded side, the rows the quarantine table holds;
 * per column (``ColumnStats``): the NULL count, and on the source side the values the load must refuse
   (``Refusal``: a NUL byte in text, a map holding one key twice, a date outside PostgreSQL's range);
 * per float column (``FloatStats``): NaN count, minimum, maximum and a checksum of the values themselves
@@ -96,6 +98,7 @@ class Stats:
     rows: int
     checksum: int
     columns: list[ColumnStats]
+    quarantined: int = 0
 
     @classmethod
     def empty(cls, columns: list[Column]) -> Stats:
@@ -103,7 +106,8 @@ class Stats:
 
     def __add__(self, other: Stats) -> Stats:
         return Stats(self.rows + other.rows, self.checksum + other.checksum,
-                     [a + b for a, b in zip(self.columns, other.columns, strict=True)])
+                     [a + b for a, b in zip(self.columns, other.columns, strict=True)],
+                     self.quarantined + other.quarantined)
 
     @classmethod
     def from_values(cls, columns: list[Column], values: Iterable) -> Stats:
@@ -127,6 +131,8 @@ class Stats:
 
     def to_json(self) -> dict:
         out: dict = {"rows": self.rows, "checksum": self.checksum}
+        if self.quarantined:
+            out["quarantined"] = self.quarantined
         for i, s in enumerate(self.columns):
             out.update({f"{name}_{i}": value for name, value in _flat(s)})
         return out
@@ -134,7 +140,7 @@ class Stats:
     @classmethod
     def from_json(cls, columns: list[Column], raw: dict) -> Stats:
         stats = cls.empty(columns)
-        stats.rows, stats.checksum = raw["rows"], raw["checksum"]
+        stats.rows, stats.checksum, stats.quarantined = raw["rows"], raw["checksum"], raw.get("quarantined", 0)
         for i, s in enumerate(stats.columns):
             for f in fields(s):
                 if f.name != "refused" and f"{f.name}_{i}" in raw:

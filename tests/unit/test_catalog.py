@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.model.load import HIDDEN_FILE, HIDDEN_ROW, Load, export_options
 from pipeline.source.catalog import TableOptions, TableSpec, current_load, load_tables
 
 
@@ -44,6 +45,9 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nprimary_key = 3\n', "'primary_key' must name columns"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nsettle_seconds = "5"\n', "'settle_seconds' must be a number"),
     ('[[tables]]\ntable = "a.b"\nsource = "x"\nsettle_seconds = -1\n', "must not be negative"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmax_bad_rows = -1\n', "'max_bad_rows' must not be negative"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmax_bad_rows = 1.5\n', "'max_bad_rows' must be a int"),
+    ('[[tables]]\ntable = "a.b"\nsource = "x"\nmax_bad_fraction = 2\n', "'max_bad_fraction' must be between 0 and 1"),
 ])
 def test_a_malformed_config_names_the_file_and_the_fault(tmp_path, text, phrase):
     folder = write(tmp_path / "config", "t.toml", text)
@@ -68,3 +72,17 @@ def test_the_current_load_follows_the_folder_and_changes_with_it(tmp_path, monke
     assert current_load("A.B", str(source), 10) == first
     (source / "b.parquet").write_bytes(b"y")
     assert current_load("a.b", str(source), 10).load_id != first.load_id
+
+
+def test_a_bad_row_budget_makes_a_load_of_its_own_with_coordinates(tmp_path):
+    folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "a.b"\nsource = "x"\nmax_bad_rows = 10\n'
+                   'max_bad_fraction = 0.5\n')
+    options = load_tables(str(folder))[0].options
+    assert (options.max_bad_rows, options.max_bad_fraction) == (10, 0.5)
+    plain = Load("a.b", "/x", 10, "f")
+    budget = plain._replace(options=export_options(max_bad_rows=10, max_bad_fraction=0.5))
+    assert budget.load_id != plain.load_id and budget.bad_row_budget == (10, 0.5) and plain.bad_row_budget is None
+    assert (budget.file_column, budget.row_column, budget.dedup) == (HIDDEN_FILE, HIDDEN_ROW, False)
+    named = plain._replace(options=export_options("src", max_bad_rows=1))
+    assert (named.file_column, named.row_column) == ("src", HIDDEN_ROW)
+    assert export_options() == "" and plain.file_column == ""  # no budget: the ids and columns of before
