@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .errors import SourceError
 from .model.plan import Plan
 from .verification.batch import refused_values
 from .verification.stats import Refusal
@@ -127,13 +128,15 @@ def read(folder: Path) -> list[dict]:
         return []
 
 
-class Changed(Exception):
+class Changed(SourceError):
     """A quarantined row's source file is no longer the one it was read from."""
 
 
-def original_rows(source: str, wanted: list[tuple[str, int, int | None, int | None]]) -> pa.Table:
-    """The rows (file, row index, size, mtime_ns) as the source files hold them, in their schema, in that order.
-    Raises ``Changed`` naming a file that was removed or changed since."""
+def original_rows(source: str, wanted: list[tuple[str, int, int | None, int | None]],
+                  int96_unit: str | None = None) -> pa.Table:
+    """The rows (file, row index, size, mtime_ns: None for unchecked) as the source files hold them, in their schema,
+    by file and row. Raises ``Changed`` naming a file that was removed or changed since. ``int96_unit``: INT96
+    timestamps read in that unit (as a load reads them), not as nanoseconds."""
     pieces = []
     for name in sorted({w[0] for w in wanted}):
         path = os.path.join(source, name)
@@ -144,7 +147,7 @@ def original_rows(source: str, wanted: list[tuple[str, int, int | None, int | No
         expected = next((size, mtime) for n, _, size, mtime in wanted if n == name)
         if expected != (st.st_size, st.st_mtime_ns) and expected != (None, None):
             raise Changed(f"file {path!r} changed after its rows were quarantined")
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit=int96_unit)
         starts = _row_groups(path)
         rows = sorted(row for n, row, *_ in wanted if n == name)
         for group in sorted({bisect.bisect_right(starts, r) - 1 for r in rows}):

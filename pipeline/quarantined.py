@@ -30,7 +30,7 @@ def show(table: str, parquet: str = "") -> int:
         print(f"\n{len(rows):,} quarantined rows in {target}")
         if parquet:
             _write(rows, parquet)
-    except (PipelineError, badrows.Changed, OSError) as exc:
+    except (PipelineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 import luigi
 
 from . import badrows, config, engines, faults, folders, scheduling
+from .engines import arrow
 from .errors import ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
@@ -182,7 +183,7 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
     """Measure the staging table and judge it against the source (``verdict``): the record
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
-    def measure(conn) -> tuple[Stats, int, int] | None:
+    def measure(conn) -> tuple[Stats, int, int, list] | None:
         if load.incremental and state.increment_published(conn, load.load_id, load.target):
             return None
         published = state.published_info(conn, load.target)
@@ -198,31 +199,32 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
 
     def column_sums() -> tuple[dict[int, int], dict[int, int]]:
         report("the row checksum differs: reading the source again to find the column(s)", 100)
-        from .engines.arrow import column_checksums
+        return arrow.column_checksums(plan), client.with_retries(
+            lambda conn: staging.column_checksums(conn, plan), f"checking {plan.table}")
 
-        return column_checksums(plan), client.with_retries(lambda conn: staging.column_checksums(conn, plan),
-                                                           f"checking {plan.table}")
+    loaded, ledger_rows, ledger_chunks, refused = found
+    return {**verdict(plan, manifest, loaded, ledger_rows, ledger_chunks, column_sums,
+                      arrow.rows_stats(plan, refused, manifest.checksum)), "scan_seconds": scan_seconds}
 
-    return {**verdict(plan, manifest, *found, column_sums), "scan_seconds": scan_seconds}
 
-
-def verdict(plan: Plan, manifest: Manifest, loaded: Stats, ledger_rows: int, ledger_chunks: int,
-            column_sums: Callable[[], tuple[dict[int, int], dict[int, int]]]) -> dict:
+def verdict(plan: Plan, manifest: Manifest, staged: Stats, ledger_rows: int, ledger_chunks: int,
+            column_sums: Callable[[], tuple[dict[int, int], dict[int, int]]], refused: Stats | None = None) -> dict:
     """The record of a verified load (``verified.json``), or ``VerificationError`` naming the difference.
     ``column_sums``: (source, loaded) per-column checksums, read only to name the columns when nothing but
-    the row checksum differs."""
+    the row checksum differs. ``refused``: the source statistics of the rows COPY refused (a budget)."""
     where = f"{plan.table} (source {plan.source!r}) does not verify"
     source = combine(manifest.chunk_stats, plan.columns)
-    # every source row is loaded or quarantined, as the export found it
+    # every source row is loaded, refused by COPY or set aside by the export - each quarantined
+    loaded = staged + (refused or Stats.empty(plan.columns))
     counts = (plan.total_rows, manifest.rows, loaded.rows + loaded.quarantined, source.rows + source.quarantined)
     chunks = len(manifest.chunk_rows)
-    if (len(set(counts)) != 1 or ledger_rows != loaded.rows or ledger_chunks != chunks
+    if (len(set(counts)) != 1 or ledger_rows != staged.rows or ledger_chunks != chunks
             or source.quarantined != loaded.quarantined):
         held = (f" and {loaded.quarantined:,} in its quarantine where the export set aside {source.quarantined:,}"
                 if plan.quarantine else "")
         raise VerificationError(
             f"{where}: the source has {counts[0]:,} rows, the chunk manifest {counts[1]:,}, PostgreSQL "
-            f"{loaded.rows:,}{held} (ledger: {ledger_rows:,} rows in {ledger_chunks} of {chunks} chunks); "
+            f"{staged.rows:,}{held} (ledger: {ledger_rows:,} rows in {ledger_chunks} of {chunks} chunks); "
             "nothing was published")
     problems = differences(plan.columns, source, loaded)
     if problems == [CHECKSUM_ONLY]:

@@ -181,3 +181,33 @@ def test_a_merge_with_a_budget_quarantines_and_still_refuses_a_key_twice(env, tm
     twice = _file("a.parquet", 0, fixed=True, only={7})
     pq.write_table(pa.concat_tables([twice, twice]), source / "e.parquet")
     assert_clear_failure(ingest(run, source, "q.t", 260, *merge), "key (id)=(7) occurs 2 times")
+
+
+def _not_utf8(folder) -> None:
+    """50 rows; rows 20 and 30 hold text that is not UTF-8 (COPY refuses it), row 30 the largest float, row 10 a
+    quoted newline (a CSV record over two lines, before them in the chunk)."""
+    folder.mkdir()
+    texts = [b"fine %d" % i for i in range(50)]
+    texts[10], texts[20], texts[30] = b'two\nlines "quoted"', b"bad\xff\xfe", b"also \xc3("
+    raw = pa.array(texts, pa.binary())
+    body = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())  # a string column, unvalidated
+    x = [float(i) for i in range(50)]
+    x[30] = 1e300
+    pq.write_table(pa.table({"id": list(range(50)), "body": body, "x": x}), folder / "u.parquet", row_group_size=16)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_copy_refuses_are_found_by_their_line_quarantined_and_the_rest_verified(env, tmp_path, engine):
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    _not_utf8(source)
+    out = ok(ingest(env, source, "u.t", 1000, "--max-bad-rows", "2", *ENGINES[engine]))
+    assert "published 48 rows (2 quarantined" in out
+    assert [r[0] for r in query(dsn, "SELECT id FROM u.t ORDER BY id")] == [i for i in range(50) if i not in (20, 30)]
+    assert query(dsn, "SELECT body FROM u.t WHERE id = 10") == [('two\nlines "quoted"',)]
+    rows = query(dsn, "SELECT source_file, row_index, row_group, columns, found_by, reason, row_values->>'body' "
+                      "FROM pipeline.quarantine ORDER BY row_index")
+    assert [r[:5] for r in rows] == [("u.parquet", 20, 1, ["body"], "copy"), ("u.parquet", 30, 1, ["body"], "copy")]
+    assert rows[0][5].startswith("PostgreSQL's COPY refuses its value of column 'body': invalid byte sequence")
+    assert rows[0][6] == 'bad\\xff\\xfe'  # the bytes kept, hex-escaped
+    failed = ingest(env, source, "u.t2", 1000, "--max-bad-rows", "1", *ENGINES[engine])
+    assert_clear_failure(failed, "invalid byte sequence", "'u.parquet'")

@@ -166,6 +166,25 @@ def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHEC
     return stats
 
 
+def rows_stats(plan: Plan, wanted: list[tuple[str, int]], checksum: Checksum) -> Stats:
+    """The source statistics of the rows (file, row index) as their export computed them: those of the rows COPY
+    refused (``postgres.rejected``), which verification adds to the loaded rows."""
+    if not wanted:
+        return Stats.empty(plan.columns)
+    wanted = sorted(wanted)  # the order ``original_rows`` reads them in
+    files = {f.name: f for f in plan.files}
+    table = badrows.original_rows(plan.source, [(f, r, files[f].size, files[f].mtime_ns) for f, r in wanted],
+                                  int96_unit="us")
+    columns = [table.column(name).combine_chunks() for name in plan.column_names]
+    if plan.file_column:
+        columns.append(pa.array([f for f, _ in wanted], pa.string()))
+    if plan.row_column:
+        columns.append(pa.array([r for _, r in wanted], pa.int64()))
+    batch = _loadable(pa.RecordBatch.from_arrays(columns, names=[c.name for c in plan.columns]))
+    return batch_stats(plan.columns, batch, [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)],
+                       checksum)
+
+
 def tracking_url() -> None:
     """Nothing to watch but the task's own progress."""
     return None

@@ -23,7 +23,7 @@ from ..model.plan import Plan
 from .client import transaction
 from .state import staging_table, state
 
-EXPORT, POSTGRES = "export", "postgres"
+EXPORT, COPY, POSTGRES = "export", "copy", "postgres"  # found by: the export, COPY, constraints
 SHOWN = 5  # bad rows an over-budget failure names
 
 
@@ -47,6 +47,13 @@ def counted(cur, load_id: str, found_by: str | None = None) -> int:
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE load_id = %s AND (%s IS NULL OR found_by = %s)").format(
         state("quarantine")), (load_id, found_by, found_by))
     return cur.fetchone()[0]
+
+
+def coordinates(cur, load_id: str, found_by: str) -> list[tuple[str, int]]:
+    """(file, row index) of the load's rows found by ``found_by``."""
+    cur.execute(sql.SQL("SELECT source_file, row_index FROM {} WHERE load_id = %s AND found_by = %s").format(
+        state("quarantine")), (load_id, found_by))
+    return cur.fetchall()
 
 
 def first_rows(cur, load_id: str, limit: int = SHOWN) -> list[str]:

@@ -17,7 +17,7 @@ from ..types.mapping import Column, csv_order
 from ..verification import postgres as pg_verify
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
-from . import quarantine
+from . import quarantine, rejected
 from .client import transaction, with_retries
 from .state import chunk_in_ledger, ensure_schema, staging_table, state
 
@@ -79,11 +79,16 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
         except psycopg2.errors.UniqueViolation as exc:
             raise ChunkAlreadyLoaded(f"{chunk} was already loaded by another process") from exc
         quarantine.insert(cur, plan, list(bad), quarantine.EXPORT)
-        copied = 0
+        copied, refused = 0, []
         for path in files:
-            with open(path, "rb") as f:
-                cur.copy_expert(statement, f, size=buffer)
-            copied += cur.rowcount
+            rows, left_out = rejected.copy_file(cur, statement, path, buffer, plan)
+            copied += rows
+            refused += left_out
+        if refused:  # the ledger counts the rows loaded
+            quarantine.insert(cur, plan, badrows.records(plan, refused), quarantine.COPY)
+            expected_rows -= len(refused)
+            cur.execute(sql.SQL("UPDATE {} SET rows = %s WHERE load_id = %s AND chunk = %s").format(
+                state("chunk_ledger")), (expected_rows, chunk.load_id, chunk.index))
         if copied != expected_rows:
             raise VerificationError(
                 f"{chunk} of {plan.table}: its CSV files hold {copied} rows but its source files "
@@ -110,17 +115,19 @@ def copy_once(plan: Plan, chunk: Chunk, files: list[Path]) -> str:
     return with_retries(copy, f"loading {chunk} of {plan.table}")
 
 
-def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int]:
+def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int, list[tuple[str, int]]]:
     """(content statistics of the staging table with the row hash ``checksum`` and the rows the export
-    quarantined, rows in the ledger, chunks in the ledger)."""
+    quarantined, rows in the ledger, chunks in the ledger, (file, row) of the rows COPY refused)."""
     with transaction(conn, f"verifying the rows of {plan.table}") as cur:
         stats = pg_verify.table_stats(cur, staging_table(plan.load_id), plan.columns, checksum)
         cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
             state("chunk_ledger")), (plan.load_id,))
         ledger_rows, ledger_chunks = cur.fetchone()
+        refused = []
         if plan.quarantine:
             stats.quarantined = quarantine.counted(cur, plan.load_id, quarantine.EXPORT)
-    return stats, int(ledger_rows), ledger_chunks
+            refused = quarantine.coordinates(cur, plan.load_id, quarantine.COPY)
+    return stats, int(ledger_rows), ledger_chunks, refused
 
 
 def column_checksums(conn, plan: Plan) -> dict[int, int]:

@@ -69,8 +69,9 @@ def md5_checksum(columns: list[Column], fields: list[pa.Array], rows: int) -> in
     """The "md5" row checksum of a batch: the sum of the first 60 bits of the MD5 of every line's head (its
     fields but the floats). Python, value by value: used only for the chunks the Spark engine hands over."""
     head = [fields[i] for i in csv_order(columns) if not columns[i].is_float]
-    lines = pc.binary_join_element_wise(*head, ",").to_pylist() if head else [""] * rows
-    return sum(int(hashlib.md5(line.encode()).hexdigest()[:15], 16) for line in lines)
+    # as bytes: a text value that is not UTF-8 (which COPY refuses) is hashed as Spark hashes it
+    lines = pc.binary_join_element_wise(*head, ",").cast(pa.binary()).to_pylist() if head else [b""] * rows
+    return sum(int(hashlib.md5(line).hexdigest()[:15], 16) for line in lines)
 
 
 def _float_stats(values: pa.Array) -> FloatStats:
