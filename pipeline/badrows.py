@@ -46,13 +46,14 @@ class BadRow(NamedTuple):
     values: dict  # column name -> PostgreSQL's text form (None for NULL)
 
 
-def _text(field: str | None) -> str | None:
-    """A CSV field as its value's text: NULL for the empty field, quotes undone; NUL escaped for jsonb."""
+def _text(field: bytes | None) -> str | None:
+    """A CSV field as its value's text: NULL for the empty field, quotes undone; NUL escaped for jsonb, bytes
+    that are not UTF-8 as ``\\x`` escapes."""
     if not field:
         return None
-    if field[0] == '"':
-        field = field[1:-1].replace('""', '"')
-    return field.replace("\x00", "\\u0000")
+    if field[:1] == b'"':
+        field = field[1:-1].replace(b'""', b'"')
+    return field.decode("utf-8", "backslashreplace").replace("\x00", "\\u0000")
 
 
 def split(plan: Plan, batch: pa.RecordBatch, fields: list[pa.Array]) -> tuple[list[BadRow], pa.Array | None]:
@@ -71,12 +72,13 @@ def split(plan: Plan, batch: pa.RecordBatch, fields: list[pa.Array]) -> tuple[li
     at_column = {c.name: i for i, c in enumerate(plan.columns)}
     shown = [at_column[c.name] for c in plan.table_columns]
     files, rows = batch.column(at_column[plan.file_column]), batch.column(at_column[plan.row_column])
+    raw = {i: fields[i].cast(pa.binary()) for i in shown}  # as bytes: a value need not be UTF-8
     found = []
     for at in pc.indices_nonzero(bad).to_pylist():
         why = [(c.name, r) for c, r, mask in faults if mask[at].as_py()]
         found.append(BadRow(files[at].as_py(), rows[at].as_py(), sorted({name for name, _ in why}),
                             "; ".join(f"column {name!r} {_WHY[r]}" for name, r in why),
-                            {plan.columns[i].name: _text(fields[i][at].as_py()) for i in shown}))
+                            {plan.columns[i].name: _text(raw[i][at].as_py()) for i in shown}))
     return found, pc.invert(bad)
 
 

@@ -43,7 +43,7 @@ def _write(rows: list[quarantine.Quarantined], path: str) -> None:
     if len(folders) > 1:
         raise badrows.Changed(f"the quarantined rows come from {len(folders)} source folders; load each on its own")
     wanted = list({(r.file, r.row): (r.file, r.row, r.size, r.mtime_ns) for r in rows}.values())
-    table = badrows.original_rows(folders[0], wanted)
+    table = badrows.original_rows(folders[0], wanted, int96_unit="us")  # INT96 out of range as nanoseconds
     if os.path.abspath(os.path.dirname(path) or ".") == os.path.abspath(folders[0]):
         raise badrows.Changed(f"{path!r} is in the source folder itself: write it elsewhere, fix it, then move it "
                               "there")

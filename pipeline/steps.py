@@ -88,15 +88,16 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
         progress()
 
     early = config.export().copy_during_export
-    quarantined = [0]
+    quarantined = 0
     with ThreadPoolExecutor(max_workers=max(1, copiers)) if early else nullcontext() as copies:
         def exported_chunk(index: int, stats: Stats) -> None:
+            nonlocal quarantined
             for problem in stats.refusals(plan.columns):
                 raise ExportError(f"{plan.table} cannot be loaded: chunk {index} (source "
                                   f"{plan.describe_chunk(index)}) holds {problem}; nothing was published")
-            quarantined[0] += stats.quarantined
-            if plan.quarantine and quarantined[0] > plan.budget:
-                over_budget(plan, quarantined[0], [tmp / Chunk(plan.load_id, i).dirname for i in [*exported, index]],
+            quarantined += stats.quarantined
+            if plan.quarantine and quarantined > plan.budget:
+                over_budget(plan, quarantined, [tmp / Chunk(plan.load_id, i).dirname for i in [*exported, index]],
                             complete=len(exported) + 1 == total)
             exported.append(index)
             progress()
@@ -244,4 +245,7 @@ def quarantine_refused(plan: Plan) -> int:
     faults.point("publish.after_reject")
     if found > plan.budget:
         over_budget(plan, found)
+    if found and found == plan.total_rows:  # a budget is for some rows, not for a table left empty
+        raise SourceError(f"{plan.table} cannot be loaded: every one of its {found:,} rows is bad (python -m "
+                          f"pipeline quarantine {plan.table}); nothing was published")
     return found

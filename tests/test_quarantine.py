@@ -211,3 +211,21 @@ def test_rows_copy_refuses_are_found_by_their_line_quarantined_and_the_rest_veri
     assert rows[0][6] == 'bad\\xff\\xfe'  # the bytes kept, hex-escaped
     failed = ingest(env, source, "u.t2", 1000, "--max-bad-rows", "1", *ENGINES[engine])
     assert_clear_failure(failed, "invalid byte sequence", "'u.parquet'")
+
+
+def test_not_null_refuses_an_appended_row_and_a_replace_keeps_only_what_it_publishes(env, tmp_path):
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    source.mkdir()
+    pq.write_table(pa.table({"id": [1, 2, 3], "name": ["a", None, "c"], "n": [1, 2, -3]}), source / "a.parquet")
+    query(dsn, "CREATE SCHEMA n; CREATE TABLE n.t (id bigint, name text NOT NULL, n bigint); "
+               "ALTER TABLE n.t ADD CONSTRAINT positive CHECK (n > 0) NOT VALID")
+    ok(ingest(env, source, "n.t", 1000, "--mode", "append", "--max-bad-rows", "2", *ENGINES["arrow"]))
+    assert query(dsn, "SELECT id FROM n.t ORDER BY id") == [(1,)]
+    assert query(dsn, "SELECT row_index, columns, reason FROM pipeline.quarantine ORDER BY 1") == [
+        (1, ["name"], "column 'name' is NULL, which n.t declares NOT NULL"),
+        (2, ["n"], "the check constraint 'positive' of n.t refuses it (CHECK ((n > 0)) NOT VALID)")]
+    # a replace makes the table anew from the files: it keeps the check (NOT VALID, so not over the new rows)
+    # and no NOT NULL, so nothing of it refuses a row
+    ok(ingest(env, source, "n.t", 1000, "--mode", "replace", "--max-bad-rows", "2", *ENGINES["arrow"]))
+    assert query(dsn, "SELECT id FROM n.t ORDER BY id") == [(1,), (2,), (3,)]
+    assert query(dsn, "SELECT count(*) FROM pipeline.quarantine") == [(0,)]

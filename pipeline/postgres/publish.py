@@ -76,7 +76,6 @@ def publish(conn, plan: Plan, declared: tuple = ((), ())) -> list[str]:
         move_into_place(cur, plan, target)
         lost += keep.after_swap(cur, kept)
         mark_published(cur, target, plan, rows, replace_files=True)
-        quarantine.forget_stale(cur, target)
         cur.execute(sql.SQL("""SELECT load_id FROM {} WHERE target_schema = %s AND target_table = %s
                                AND load_id <> %s""").format(state("loads")),
                     (target.schema, target.name, plan.load_id))
@@ -85,6 +84,7 @@ def publish(conn, plan: Plan, declared: tuple = ((), ())) -> list[str]:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_table(load_id)))
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("loads")), (stale,))
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = ANY(%s)").format(state("chunk_ledger")), (stale,))
+        quarantine.forget_stale(cur, target)  # with the stale loads: what they quarantined
     for warning in lost:
         log.warning("%s: %s", plan.table, warning)
     faults.point("publish.after_commit")

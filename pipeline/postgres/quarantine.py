@@ -11,7 +11,6 @@ record is the one their load made, so the rows of a failed load stay until the t
 from __future__ import annotations
 
 import json
-import re
 from typing import NamedTuple
 
 from psycopg2 import sql
@@ -63,29 +62,31 @@ def first_rows(cur, load_id: str, limit: int = SHOWN) -> list[str]:
     return [f"file {file!r} row {row:,}: {reason}" for file, row, reason in cur.fetchall()]
 
 
-_CHECK = re.compile(r"^CHECK \((.*)\)( NOT VALID)?$", re.S)
-
-
 def _refusing(cur, target: TableName, plan: Plan) -> list[tuple[sql.Composable, str, list[str]]]:
-    """What the target refuses that the staging table does not: per CHECK constraint and NOT NULL column, a
-    condition true of a staged row it refuses, the reason, and the columns at fault."""
+    """What the published table will refuse that the staging table does not: per CHECK constraint (and, for an
+    increment, per NOT NULL column of the table it goes into), a condition true of a staged row it refuses, the
+    reason, and the columns at fault. A replace keeps only the target's own validated checks on columns the new
+    table has (``keep.restore``); an increment's rows are inserted into the target, which checks them all."""
     cur.execute("SELECT to_regclass(%s)", (target.identifier().as_string(cur),))
     if cur.fetchone()[0] is None:
         return []
-    cur.execute("""SELECT conname, pg_get_constraintdef(c.oid),
+    replace = plan.mode == "replace"
+    staged = {c.name for c in plan.table_columns}
+    cur.execute("""SELECT conname, pg_get_expr(conbin, conrelid), pg_get_constraintdef(c.oid),
                           ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = ANY(c.conkey)
                                 ORDER BY attnum)
-                   FROM pg_constraint c WHERE conrelid = to_regclass(%s) AND contype = 'c' ORDER BY conname""",
-                (target.identifier().as_string(cur),))
+                   FROM pg_constraint c WHERE conrelid = to_regclass(%s) AND contype = 'c'
+                   AND (NOT %s OR (convalidated AND coninhcount = 0)) ORDER BY conname""",
+                (target.identifier().as_string(cur), replace))
     found = []
-    for name, definition, columns in cur.fetchall():
-        check = _CHECK.match(definition)
-        if check:
-            found.append((sql.SQL("({}) IS FALSE").format(sql.SQL(check.group(1))),
+    for name, expression, definition, columns in cur.fetchall():
+        if set(columns) <= staged:
+            found.append((sql.SQL("({}) IS FALSE").format(sql.SQL(expression)),
                           f"the check constraint {name!r} of {target} refuses it ({definition})", list(columns)))
+    if replace:  # a replace does not keep NOT NULL: the new table's columns are the files'
+        return found
     cur.execute("""SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0
                    AND NOT attisdropped AND attnotnull ORDER BY attnum""", (target.identifier().as_string(cur),))
-    staged = {c.name for c in plan.table_columns}
     for (column,) in cur.fetchall():
         if column in staged:
             found.append((sql.SQL("{} IS NULL").format(sql.Identifier(column)),
@@ -103,6 +104,9 @@ def reject(conn, plan: Plan) -> int:
         cur.execute("SELECT to_regclass(%s) IS NULL", (staged.as_string(cur),))
         if cur.fetchone()[0]:  # published meanwhile, by another process
             return counted(cur, plan.load_id)
+        # found again each time: the table's constraints may have changed since an earlier try
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s AND found_by = %s").format(state("quarantine")),
+                    (plan.load_id, POSTGRES))
         for condition, reason, columns in _refusing(cur, target, plan):
             cur.execute(sql.SQL("SELECT {}, {}, to_jsonb(s) - {} FROM {} s WHERE {}").format(
                 sql.Identifier(plan.file_column), sql.Identifier(plan.row_column), hidden, staged, condition))
@@ -133,16 +137,20 @@ def settle(cur, plan: Plan) -> int:
 
 
 def forget_stale(cur, table: TableName) -> None:
-    """Inside a publish (after the files are recorded): forget the table's quarantined rows whose file is no longer
-    recorded as their load recorded it - a failed load's, a replaced load's, a rewritten or removed file's."""
+    """Inside a publish (after the files are recorded and stale loads forgotten) or a delete of removed files: forget
+    the table's quarantined rows whose file is no longer recorded as their load recorded it - a replaced load's, a
+    rewritten or removed file's, a failed load's once it is forgotten - but not those of a load not yet published
+    (still running, or failed and kept for inspection: ``state.discard_load`` forgets them with it)."""
     cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("quarantine").as_string(cur),))
     if not cur.fetchone()[0]:
         return
-    cur.execute(sql.SQL("""DELETE FROM {q} q WHERE q.target_schema = %s AND q.target_table = %s AND NOT EXISTS (
-                               SELECT 1 FROM {f} f WHERE f.target_schema = q.target_schema
-                               AND f.target_table = q.target_table AND f.name = q.source_file
-                               AND f.load_id = q.load_id)""").format(
-        q=state("quarantine"), f=state("published_files")), tuple(table))
+    cur.execute(sql.SQL("""DELETE FROM {q} q WHERE q.target_schema = %s AND q.target_table = %s
+                           AND NOT EXISTS (SELECT 1 FROM {f} f WHERE f.target_schema = q.target_schema
+                                           AND f.target_table = q.target_table AND f.name = q.source_file
+                                           AND f.load_id = q.load_id)
+                           AND NOT EXISTS (SELECT 1 FROM {loads} l WHERE l.load_id = q.load_id
+                                           AND l.published_at IS NULL)""").format(
+        q=state("quarantine"), f=state("published_files"), loads=state("loads")), tuple(table))
 
 
 class Quarantined(NamedTuple):

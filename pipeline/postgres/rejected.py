@@ -1,4 +1,4 @@
-"""The rows COPY itself refuses (text that is not UTF-8, say), for a load with a bad-row budget (``badrows``).
+"""The rows COPY itself refuses (text that is not UTF-8), for a load with a bad-row budget (``badrows``).
 
 PostgreSQL 15 stops a COPY at the first value it cannot read and names its line - for CSV, the line in the input,
 counting a quoted newline as a line - and its column. The chunk's COPY runs inside a savepoint; on such an
@@ -24,7 +24,7 @@ from ..types.mapping import csv_order
 _WHERE = re.compile(r"COPY [^,]+, line (\d+)(?:, column (.+?)(?:: |$))?", re.M)
 
 
-def records(path: Path) -> Iterator[bytes]:
+def csv_records(path: Path) -> Iterator[bytes]:
     """The CSV records of a chunk file, each with its newline (a newline inside quotes stays in its record)."""
     with open(path, "rb") as f:
         pending, quotes = [], 0
@@ -42,7 +42,7 @@ class _Without(io.RawIOBase):
     """A chunk file without the records numbered (from 1) in ``skip``, for ``copy_expert``."""
 
     def __init__(self, path: Path, skip: set[int]):
-        self._records = (r for n, r in enumerate(records(path), 1) if n not in skip)
+        self._records = (r for n, r in enumerate(csv_records(path), 1) if n not in skip)
         self._buffer = b""
 
     def readable(self) -> bool:
@@ -65,7 +65,7 @@ def _record_at(path: Path, line: int, skipped: set[int]) -> tuple[int, bytes]:
     """(number in the file, bytes) of the record holding the ``line``-th line sent - PostgreSQL counts lines, a
     record with a quoted newline spans two - the ``skipped`` records left out."""
     sent = 0
-    for number, record in enumerate(records(path), 1):
+    for number, record in enumerate(csv_records(path), 1):
         if number not in skipped:
             sent += record.count(b"\n") or 1
             if sent >= line:
@@ -98,23 +98,25 @@ def _utf8(value: bytes) -> bool:
     return True
 
 
-def copy_file(cur, statement, path: Path, buffer: int, plan: Plan) -> tuple[int, list[BadRow]]:
-    """COPY one chunk file: (rows copied, the rows COPY refused and were left out - with a budget, up to it)."""
+def copy_file(cur, statement, path: Path, buffer: int, plan: Plan, room: int) -> tuple[int, list[BadRow]]:
+    """COPY one chunk file: (rows copied, the rows COPY refused, left out - with a budget, up to ``room`` of them,
+    what the load's budget has left). Only a value that is not UTF-8 (or has no equivalent in the server's
+    encoding) is taken for a bad row: any other error of COPY's would be the export's and stops the load."""
     if not plan.quarantine:
         with open(path, "rb") as f:
             cur.copy_expert(statement, f, size=buffer)
         return cur.rowcount, []
     refused: dict[int, BadRow] = {}
+    cur.execute("SAVEPOINT pipeline_copy")
     while True:
-        cur.execute("SAVEPOINT pipeline_copy")
         try:
             with open(path, "rb") if not refused else _Without(path, set(refused)) as f:  # as it is, until one
                 cur.copy_expert(statement, f, size=buffer)
-        except psycopg2.errors.DataError as exc:
+        except (psycopg2.errors.CharacterNotInRepertoire, psycopg2.errors.UntranslatableCharacter) as exc:
             where = _WHERE.search(exc.diag.context or "")
-            if where is None or len(refused) >= plan.budget:
+            if where is None or len(refused) >= room:
                 raise
-            cur.execute("ROLLBACK TO SAVEPOINT pipeline_copy")
+            cur.execute("ROLLBACK TO SAVEPOINT pipeline_copy")  # the savepoint stays, for the next try
             number, record = _record_at(path, int(where.group(1)), set(refused))
             refused[number] = _refused(plan, record, where.group(2), exc)
             continue

@@ -80,8 +80,9 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
             raise ChunkAlreadyLoaded(f"{chunk} was already loaded by another process") from exc
         quarantine.insert(cur, plan, list(bad), quarantine.EXPORT)
         copied, refused = 0, []
+        room = plan.budget - quarantine.counted(cur, plan.load_id) if plan.quarantine else 0
         for path in files:
-            rows, left_out = rejected.copy_file(cur, statement, path, buffer, plan)
+            rows, left_out = rejected.copy_file(cur, statement, path, buffer, plan, room - len(refused))
             copied += rows
             refused += left_out
         if refused:  # the ledger counts the rows loaded

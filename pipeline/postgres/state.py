@@ -249,7 +249,12 @@ def drop_load(conn, load_id: str) -> None:
 
 
 def discard_load(cur, load_id: str) -> None:
-    """``drop_load`` inside the caller's transaction."""
+    """``drop_load`` inside the caller's transaction, with the rows the load quarantined from files it did not
+    publish."""
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_table(load_id)))
     for name in ("chunk_ledger", "loads"):
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(state(name)), (load_id,))
+    if _exists(cur, "quarantine"):  # the rows it quarantined, but those of the files it published
+        cur.execute(sql.SQL("""DELETE FROM {} q WHERE load_id = %s AND NOT EXISTS (
+                                   SELECT 1 FROM {} f WHERE f.load_id = q.load_id AND f.name = q.source_file)
+                            """).format(state("quarantine"), state("published_files")), (load_id,))
