@@ -19,7 +19,7 @@ import luigi
 
 from . import badrows, config, engines, faults, folders, scheduling
 from .engines import arrow
-from .errors import ExportError, SourceError, VerificationError, explain
+from .errors import DatabaseError, ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
@@ -116,13 +116,13 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
            f"{time.monotonic() - started:.1f} s", 100)
 
 
-def over_budget(plan: Plan, found: int, folders: list[Path] = (), complete: bool = True) -> None:
-    """Fail a load that found more bad rows than its budget: with those its export set aside in ``folders`` put in
-    the quarantine, for inspection until the table's next publish."""
+def over_budget(plan: Plan, found: int, chunk_folders: list[Path] = (), complete: bool = True) -> None:
+    """Fail a load that found more bad rows than its budget: with those its export set aside in ``chunk_folders``
+    put in the quarantine, for inspection until the table's next publish."""
     def keep(conn) -> list[str]:
         state.ensure_schema(conn)
         with client.transaction(conn, f"quarantining the bad rows of {plan.table}") as cur:
-            for folder in folders:
+            for folder in chunk_folders:
                 quarantine.insert(cur, plan, badrows.read(folder), quarantine.EXPORT)
             return quarantine.first_rows(cur, plan.load_id)
 
@@ -184,13 +184,21 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
     """Measure the staging table and judge it against the source (``verdict``): the record
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
-    def measure(conn) -> tuple[Stats, int, int, list] | None:
+    def published_meanwhile(conn) -> bool:
         if load.incremental and state.increment_published(conn, load.load_id, load.target):
-            return None
+            return True
         published = state.published_info(conn, load.target)
-        if published and published[0] == load.load_id:
+        return bool(published and published[0] == load.load_id)
+
+    def measure(conn) -> tuple[Stats, int, int, list] | None:
+        if published_meanwhile(conn):
             return None
-        return staging.load_stats(conn, plan, manifest.checksum)
+        try:
+            return staging.load_stats(conn, plan, manifest.checksum)
+        except DatabaseError:
+            if published_meanwhile(conn):  # just now: the publish took the staging table
+                return None
+            raise
 
     started = time.monotonic()
     found = client.with_retries(measure, f"verifying {plan.table}")
