@@ -110,15 +110,9 @@ def reject(conn, plan: Plan) -> int:
         for condition, reason, columns in _refusing(cur, target, plan):
             cur.execute(sql.SQL("SELECT {}, {}, to_jsonb(s) - {} FROM {} s WHERE {}").format(
                 sql.Identifier(plan.file_column), sql.Identifier(plan.row_column), hidden, staged, condition))
-            found = [{"file": file, "row": row, "columns": columns, "reason": reason, "values": values}
-                     for file, row, values in cur.fetchall()]
-            insert(cur, plan, _located(plan, found), POSTGRES)
+            found = [BadRow(file, row, columns, reason, values) for file, row, values in cur.fetchall()]
+            insert(cur, plan, records(plan, found), POSTGRES)
         return counted(cur, plan.load_id)
-
-
-def _located(plan: Plan, found: list[dict]) -> list[dict]:
-    """``found`` with each row's row group and its file's size and mtime (``badrows.records``)."""
-    return records(plan, [BadRow(r["file"], r["row"], r["columns"], r["reason"], r["values"]) for r in found])
 
 
 def settle(cur, plan: Plan) -> int:
