@@ -19,6 +19,7 @@ import luigi
 
 from . import badrows, config, engines, faults, folders, scheduling
 from .engines import arrow
+from .engines.core import CHECKSUM
 from .errors import DatabaseError, ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
@@ -105,7 +106,7 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
                 copies.submit(copy_now, index)
 
         stats = engines.export_chunks(plan, tmp, exported_chunk)
-    Manifest(plan.load_id, engines.engine(plan).CHECKSUM, [plan.chunk_rows(i) for i in range(total)], stats).write(tmp)
+    Manifest(plan.load_id, CHECKSUM, [plan.chunk_rows(i) for i in range(total)], stats).write(tmp)
     try:
         os.rename(tmp, load.chunk_set)
     except OSError:  # another process published the same (deterministic) chunk set first: keep it

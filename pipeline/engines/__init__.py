@@ -1,7 +1,8 @@
-"""The CSV chunk export: ``[export] engine`` picks who writes the chunks, Spark or pyarrow.
+"""The CSV chunk export: ``[export] engine`` picks who reads the Parquet files, Spark or pyarrow.
 
-Both engines write the same files (one CSV line per row, PostgreSQL's text forms) and
-observe the same source statistics, so a load verifies the same way whichever wrote it.
+Both run the same per-batch core (``core``) on what they read: they write the same lines
+(one CSV line per row, PostgreSQL's text forms) and observe the same source statistics,
+with the same row hash (``core.CHECKSUM``), so a load verifies the same way whichever wrote it.
 Chunks are exported ``[export] parallel_jobs`` at a time; each is announced as soon as
 it is complete, so its COPY can start while later chunks are still being written.
 """
@@ -17,14 +18,11 @@ from typing import Protocol
 from .. import config, faults
 from ..model.chunk import Chunk
 from ..model.plan import Plan
-from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
 
 
 class Engine(Protocol):
-    """What an engine module offers: the row hash its statistics use, and the export of one chunk."""
-
-    CHECKSUM: Checksum
+    """What an engine module offers: the export of one chunk."""
 
     def export_chunk(self, plan: Plan, index: int, folder: Path) -> Stats:
         """Write chunk ``index`` of ``plan`` as CSV part files in ``folder`` (which must not exist); return

@@ -1,10 +1,9 @@
 """The Arrow engine: the CSV chunk export done in-process with pyarrow, no JVM.
 
-It writes the same chunk files as the Spark engine - one CSV line per row, every non-float
-value in PostgreSQL's own text form (``types.text``) - and computes the same source
-statistics (``verification.batch``), except for its row hash: the "typed" one, PostgreSQL's own
-hashes of the values' binary forms, cheaper for the server to recompute. Rows stream through
-in record batches: memory stays flat however large a chunk or file is.
+pyarrow reads the chunk's files in record batches, and the per-batch core (``core``), which the Spark
+engine runs on its executors too, writes them as one part file and computes their source statistics.
+Rows stream through: memory stays flat however large a chunk or file is. This module also reads the
+source for the Spark engine where Spark cannot (``read_schema``, ``rows_stats``, ``column_checksums``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .. import badrows, config
@@ -22,27 +20,12 @@ from ..errors import ExportError
 from ..model.chunk import Chunk
 from ..model.plan import Plan
 from ..types import nested
-from ..types.mapping import Column, csv_order
 from ..types.text import csv_field
 from ..verification.batch import batch_stats
 from ..verification.pghash import hash_sum
 from ..verification.rowhash import Checksum
-from ..verification.stats import Stats, combine
-
-CHECKSUM = Checksum.TYPED
-BATCH_ROWS = 131_072
-
-
-def _lines(columns: list[Column], fields: list[pa.Array]) -> pa.Array:
-    """Every row's CSV line with its newline, from each column's CSV fields."""
-    line = pc.binary_join_element_wise(*[fields[i] for i in csv_order(columns)], ",")
-    return pc.binary_join_element_wise(line, "\n", "")
-
-
-def _write(out, lines: pa.Array) -> None:
-    """Write a string array's values back to back: its data buffer, between the first and last offsets."""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
-    out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+from ..verification.stats import Stats
+from .core import BATCH_ROWS, loadable, write_batches
 
 
 def _parquet_format() -> ds.ParquetFileFormat:
@@ -108,50 +91,47 @@ def _file_batches(plan: Plan, index: int, schema: pa.Schema):
                               f"inconsistent, so {plan.table} cannot be verified; nothing was published")
 
 
-def _loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Half-precision floats widened to float32 (exactly), as the real column holds them."""
-    columns = [c.cast(pa.float32()) if pa.types.is_float16(c.type) else c for c in batch.columns]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+def _file_schema(plan: Plan, index: int) -> pa.Schema:
+    """The schema the chunk's files are read as: its first file's (dictionary or not)."""
+    first = plan.chunk_paths(index)[0]
+    with _reading(plan, index, first):
+        return ds.dataset(first, format=_parquet_format()).schema
+
+
+def _empty(plan: Plan, schema: pa.Schema) -> pa.RecordBatch:
+    """No rows, with the plan's columns as read with ``schema``."""
+    return _with_coordinates(plan, pa.RecordBatch.from_pylist([], schema.empty_table().select(
+        plan.column_names).schema), "", 0)
+
+
+def read_schema(plan: Plan, index: int) -> pa.Schema:
+    """The plan's columns (those it adds too) as pyarrow reads the chunk's files."""
+    return _empty(plan, _file_schema(plan, index)).schema
 
 
 def _batches(plan: Plan, index: int):
     """The chunk's rows in batches of about BATCH_ROWS, whatever the files' sizes (at least one batch)."""
-    first = plan.chunk_paths(index)[0]
-    with _reading(plan, index, first):  # the chunk's files are read as its first file is (dictionary or not)
-        schema = ds.dataset(first, format=_parquet_format()).schema
+    schema = _file_schema(plan, index)
     pending: list[pa.RecordBatch] = []
     rows, sent = 0, False
     for batch in _file_batches(plan, index, schema):
         pending.append(batch)
         rows += batch.num_rows
         if rows >= BATCH_ROWS:
-            yield _loadable(pa.Table.from_batches(pending).combine_chunks().to_batches()[0])
+            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
             pending, rows, sent = [], 0, True
     if pending or not sent:
-        empty = _with_coordinates(plan, pa.RecordBatch.from_pylist([], schema.empty_table().select(
-            plan.column_names).schema), "", 0)
-        table = pa.Table.from_batches(pending, schema=empty.schema)
-        yield _loadable(pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns],
-                                                   names=table.schema.names))
+        table = pa.Table.from_batches(pending, schema=_empty(plan, schema).schema)
+        yield pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.schema.names)
 
 
-def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHECKSUM) -> Stats:
-    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics, with the
-    row hash ``checksum`` names (the Spark engine's "md5" for a chunk it hands over)."""
-    parts: list[Stats] = []
-    bad: list[badrows.BadRow] = []
+def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
+    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics."""
     path = folder / "part-00000.csv"
     try:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
-            for batch in _batches(plan, index):
-                fields = [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)]
-                found, keep = badrows.split(plan, batch, fields)
-                if found:  # set aside (a budget): the rest is loaded, and its statistics are the source's
-                    batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
-                    bad += found
-                _write(out, _lines(plan.columns, fields))
-                parts.append(batch_stats(plan.columns, batch, fields, checksum))
+            stats, bad = write_batches(plan, _batches(plan, index), out)
         badrows.write(folder, plan, bad)
     except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
@@ -161,8 +141,6 @@ def export_chunk(plan: Plan, index: int, folder: Path, checksum: Checksum = CHEC
         if exc.filename:
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    stats = combine(parts, plan.columns)
-    stats.quarantined = len(bad)
     return stats
 
 
@@ -180,7 +158,7 @@ def rows_stats(plan: Plan, wanted: list[tuple[str, int]], checksum: Checksum) ->
         columns.append(pa.array([f for f, _ in wanted], pa.string()))
     if plan.row_column:
         columns.append(pa.array([r for _, r in wanted], pa.int64()))
-    batch = _loadable(pa.RecordBatch.from_arrays(columns, names=[c.name for c in plan.columns]))
+    batch = loadable(pa.RecordBatch.from_arrays(columns, names=[c.name for c in plan.columns]))
     return batch_stats(plan.columns, batch, [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)],
                        checksum)
 

@@ -1,11 +1,11 @@
-"""The Spark engine: the CSV export of a chunk, written by Spark.
+"""The Spark engine: Spark reads a chunk's Parquet files, and the per-batch core writes them.
 
-Every value is turned into its PostgreSQL text form by a Spark SQL expression chosen by
-the column's kind (``spark_text``), and each row into one CSV line that Spark writes with
-its plain text writer. That sidesteps every lossy default of Spark's CSV writer (trimmed
-spaces, millisecond timestamps, backslash escapes): non-null text is always quoted with
-quotes doubled, NULL is an unquoted empty field, so PostgreSQL's ``FORMAT csv`` reads back
-exactly what Parquet held. The source statistics are observed on the same job (``spark_stats``).
+Spark reads and partitions the chunk's files and hands each task's rows to ``DataFrame.mapInArrow`` as Arrow
+record batches; there the per-batch core (``core``, the Arrow engine's own code, shipped to the executors by
+value) writes the task's part of the chunk as CSV and computes its source statistics. So both engines write
+the same lines, with the same checksums, and on a cluster the executors do the work. Spark's reading is
+checked against the footers (rows, list and map entries, file names); where it reads other than they say,
+or cannot read the files, pyarrow exports the chunk instead (``_with_arrow``).
 """
 
 from __future__ import annotations
@@ -15,18 +15,27 @@ import re
 import shutil
 from pathlib import Path
 
+from .. import badrows
 from ..errors import ExportError
 from ..model.chunk import Chunk
 from ..model.plan import Plan
-from ..types.mapping import Column, csv_order
-from ..verification.rowhash import Checksum
+from ..types.mapping import Column
 from ..verification.stats import Stats
-from . import spark_stats
-from .spark_session import session, ui_url
-from .spark_text import col, csv_value, source_value
+from . import arrow, core
+from .spark_session import by_value, session, ui_url
 
 log = logging.getLogger(__name__)
-CHECKSUM = Checksum.MD5
+
+
+def quoted(name: str) -> str:
+    """A column name as Spark SQL reads it literally."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def col(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col(quoted(name))
 
 
 def _entry_counters(dtype) -> list:
@@ -57,26 +66,6 @@ def leaf_entries(frame, columns: list[Column], leaves: list[int]) -> list:
     return [counters[leaf][1](col(counters[leaf][0])).alias(f"_l{k}") for k, leaf in enumerate(leaves)]
 
 
-def csv_frame(frame, columns: list[Column], observation, leaves: list[int] = ()):
-    """``frame`` as one CSV line per row (column ``value``, fields in ``csv_order``), observing the
-    source statistics on the way (``spark_stats``), and the level entries of the ``leaves`` (``leaves_<k>``)."""
-    from pyspark.sql import functions as F
-
-    order = csv_order(columns)
-    fields = frame.select(*[csv_value(c).alias(f"_f{i}") for i, c in enumerate(columns)],
-                          *[source_value(c).alias(f"_r{i}") for i, c in enumerate(columns)
-                            if c.is_float or c.kind.dated],
-                          *leaf_entries(frame, columns, list(leaves)))
-    head = [F.col(f"_f{i}") for i in order if not columns[i].is_float]
-    tail = [F.col(f"_f{i}") for i in order if columns[i].is_float]
-    lined = fields.select("*", (F.concat_ws(",", *head) if head else F.lit("")).alias("_h"))
-    line = F.concat_ws(",", *([F.col("_h")] if head else []), *tail) if tail else F.col("_h")
-    measured = lined.select(line.alias("value"), *spark_stats.row_metrics(columns),
-                            *[F.col(f"_l{k}") for k in range(len(leaves))])
-    entries = [F.sum(f"_l{k}").alias(f"leaves_{k}") for k in range(len(leaves))]
-    return measured.observe(observation, *spark_stats.aggregates(columns), *entries).select("value")
-
-
 def with_coordinates(frame, plan: Plan):
     """``frame`` with the columns the plan adds: each row's file name and its index in the file, from Spark's
     ``_metadata``. Its ``file_name`` is URI-encoded: '%' and the characters a URI may not hold are escaped, '+'
@@ -90,17 +79,6 @@ def with_coordinates(frame, plan: Plan):
     if plan.row_column:
         added.append(F.col("_metadata.row_index").alias(plan.row_column))
     return frame.select("*", *added) if added else frame
-
-
-def _strangers(frame, plan: Plan, index: int, observation):
-    """``frame``, counting (as ``strangers``) the rows whose file name is not one of the chunk's files."""
-    from pyspark.sql import functions as F
-
-    if not plan.file_column:
-        return frame
-    names = [plan.files[i].name for i in plan.chunks[index]]
-    stranger = F.when(col(plan.file_column).isin(names), 0).otherwise(1)
-    return frame.observe(observation, F.sum(stranger).alias("strangers"))
 
 
 _GLOB = re.compile(r"([\\*?\[\]{}])")
@@ -118,8 +96,12 @@ _READ_FAILURES = ("FAILED_READ_FILE", "PARQUET_TYPE_ILLEGAL", "PARQUET_TYPE_NOT_
 
 
 def _read_failure(exc: Exception) -> str | None:
-    """Spark's reason when ``exc`` says its Parquet reader could not read a source file, else None."""
+    """Spark's reason when ``exc`` says its Parquet reader could not read a source file (or read a column as a
+    type the per-batch core cannot convert to the planned one), else None."""
     text = str(exc)
+    conform = re.search(core.CONFORM_FAILED + r": ([^\n]*)", text)
+    if conform:
+        return conform.group(1)[:300]
     if not any(marker in text for marker in _READ_FAILURES):
         return None
     causes = re.findall(r"Caused by: ([\w.$]+(?:: [^\n]*)?)", text)
@@ -127,45 +109,42 @@ def _read_failure(exc: Exception) -> str | None:
 
 
 def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
-    """Write chunk ``index`` of ``plan`` as CSV part files in ``folder``; return the source statistics
-    Spark observed during the write.
+    """Write chunk ``index`` of ``plan`` as CSV part files in ``folder``, one per Spark task; return the source
+    statistics the tasks observed.
 
-    Where Spark's Parquet reader cannot read the chunk's files - it fails on them, or reads other rows or
-    other list and map entries than their footers count - the chunk is written by pyarrow instead, with the
-    same row hash (see ``_with_arrow``); a file pyarrow cannot read either is refused naming it."""
-    from pyspark.sql import Observation
-
+    Where Spark's Parquet reader cannot read the chunk's files - it fails on them, or reads other rows, other
+    list and map entries or other file names than their footers and the plan say - the chunk is written by
+    pyarrow instead (see ``_with_arrow``); a file pyarrow cannot read either is refused naming it."""
     spark = session()
     chunk = Chunk(plan.load_id, index)
     paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
-    observation, names = Observation(f"chunk{index}"), Observation(f"chunk{index}-files")
+    files = [plan.files[i].name for i in plan.chunks[index]]
+    task = core.spark_task(core.task_plan(plan), str(folder), arrow.read_schema(plan, index), files,
+                           len(plan.repeated_leaves))
     spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
+    folder.mkdir()
     try:
-        source = _strangers(with_coordinates(spark.read.parquet(*paths), plan), plan, index, names)
-        frame = csv_frame(source, plan.columns, observation, plan.repeated_leaves)
-        frame.write.option("compression", "none").text(str(folder))
-        observed = observation.get
-        stats = spark_stats.observed(plan.columns, observed)
-        entries = [observed[f"leaves_{k}"] or 0 for k in range(len(plan.repeated_leaves))]
-        strangers = names.get["strangers"] if plan.file_column else 0
+        source = with_coordinates(spark.read.parquet(*paths), plan)
+        frame = source.select(*[col(c.name) for c in plan.columns],
+                              *leaf_entries(source, plan.columns, plan.repeated_leaves))
+        results = frame.mapInArrow(by_value(task), core.TASK_RESULT).collect()
     except Exception as exc:
         reason = _read_failure(exc)
         if reason is None:
             raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source "
                               f"{plan.describe_chunk(index)}): {_first_line(exc)}") from exc
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader cannot read it ({reason})")
-    if stats.rows != plan.chunk_rows(index):
-        return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {stats.rows:,} rows where the "
-                                                f"footers count {plan.chunk_rows(index):,}")
+    stats, bad, strangers, entries = core.task_results(plan, results)
+    if stats.rows + stats.quarantined != plan.chunk_rows(index):
+        return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {stats.rows + stats.quarantined:,} "
+                                                f"rows where the footers count {plan.chunk_rows(index):,}")
     if strangers:
         return _with_arrow(plan, index, folder, f"Spark named the file of {strangers:,} rows other than the chunk's "
                                                 "files do")
     if entries != plan.chunk_leaf_entries(index):
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {sum(entries):,} list or map entries "
                                                 f"where the footers count {sum(plan.chunk_leaf_entries(index)):,}")
-    if plan.quarantine and stats.refusals(plan.columns):  # the per-batch code sets the bad rows aside
-        return _with_arrow(plan, index, folder, f"it holds {'; '.join(stats.refusals(plan.columns))}, which go to "
-                                                "the quarantine", warn=False)
+    badrows.write(folder, plan, bad)
     return stats
 
 
@@ -174,15 +153,12 @@ def tracking_url() -> str | None:
     return ui_url()
 
 
-def _with_arrow(plan: Plan, index: int, folder: Path, reason: str, warn: bool = True) -> Stats:
-    """Export the chunk with pyarrow, computing the Spark engine's row hash, after Spark could not read it (or
-    found bad rows in it, ``warn`` False)."""
-    from . import arrow
-
-    log.log(logging.WARNING if warn else logging.INFO, "%s: %s (source %s): %s; pyarrow exports it instead",
-            plan.table, Chunk(plan.load_id, index), plan.describe_chunk(index), reason)
+def _with_arrow(plan: Plan, index: int, folder: Path, reason: str) -> Stats:
+    """Export the chunk with pyarrow, after Spark could not read it as its footers say."""
+    log.warning("%s: %s (source %s): %s; pyarrow exports it instead",
+                plan.table, Chunk(plan.load_id, index), plan.describe_chunk(index), reason)
     shutil.rmtree(folder, ignore_errors=True)
-    return arrow.export_chunk(plan, index, folder, checksum=CHECKSUM)
+    return arrow.export_chunk(plan, index, folder)
 
 
 def _first_line(exc: Exception) -> str:

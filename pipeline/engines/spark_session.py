@@ -1,4 +1,4 @@
-"""The Spark side of the Spark engine: one Spark session per process, and Arrow UDFs shipped by value."""
+"""The Spark side of the Spark engine: one Spark session per process, and functions shipped by value."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import ExportError
+from .core import BATCH_ROWS
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -27,7 +28,7 @@ def session():
 
             cfg = config.spark()
             log.info("Starting Spark (master=%s)", cfg.master)
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # runs the Arrow UDFs (arrow_udf_by_value)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # runs the per-batch core (mapInArrow)
             java_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
             builder = (
                 SparkSession.builder.master(cfg.master)
@@ -38,6 +39,8 @@ def session():
                 .config("spark.ui.killEnabled", "false")  # a page to watch, not to stop jobs from
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.session.timeZone", "UTC")
+                # the batches mapInArrow hands the per-batch core: as large as the Arrow engine's
+                .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
                 .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
                 .config("spark.sql.timeType.enabled", "true")  # Parquet TIME(MICROS) columns
@@ -72,17 +75,11 @@ def ui_url() -> str | None:
     return session().sparkContext.uiWebUrl if config.spark().ui_enabled() else None
 
 
-def arrow_udf_by_value(function, return_type: str, *args):
-    """``function(array, *args) -> array`` as a Spark Arrow UDF. Its module is shipped by value, so the
-    Python workers beside the executors import pyarrow and numpy but not this package: they stay
-    small, and a cluster's workers need only pyspark, pyarrow and numpy."""
+def by_value(function):
+    """``function``, for ``mapInArrow``, with this package shipped by value: pickled with it, rather than imported
+    by the Python workers beside the executors. So a cluster's workers need pyspark, pyarrow and numpy, but not
+    this package nor what only its driver side imports (Luigi, psycopg2)."""
     from pyspark import cloudpickle
-    from pyspark.sql.functions import arrow_udf
 
-    from ..types import temporal
-
-    for module in (sys.modules[function.__module__], temporal):  # temporal: what nested writes dates with
-        cloudpickle.register_pickle_by_value(module)
-    return arrow_udf(lambda values: function(values, *args), return_type)
-
-
+    cloudpickle.register_pickle_by_value(sys.modules[__package__.split(".")[0]])
+    return function

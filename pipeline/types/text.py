@@ -71,8 +71,8 @@ def _outside_text_years(values: pa.Array, field: pa.Array, zone: str = "") -> pa
 
 
 def csv_field(column: Column, values: pa.Array) -> pa.Array:
-    """The value's CSV field: PostgreSQL's text form, "" for NULL (the Arrow twin of the Spark engine's
-    ``spark_text.csv_value``)."""
+    """The value's CSV field: PostgreSQL's text form, "" for NULL (what the per-batch core, ``engines.core``,
+    writes, whichever engine reads the rows)."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     if column.kind == Kind.TEXT:

@@ -1,6 +1,6 @@
 """The source side of verification over one Arrow record batch: its ``Stats``, with either row hash
-(see ``rowhash``). The Arrow engine runs it on every batch it exports; the Spark engine on the chunks it
-hands to pyarrow."""
+(see ``rowhash``). The per-batch core (``engines.core``) runs it on every batch either engine exports, with
+the "typed" hash; the "md5" one serves the refused rows of loads exported by earlier versions."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def typed_hashes(column: Column, values: pa.Array, field: pa.Array, seed: int) -
 
 def md5_checksum(columns: list[Column], fields: list[pa.Array], rows: int) -> int:
     """The "md5" row checksum of a batch: the sum of the first 60 bits of the MD5 of every line's head (its
-    fields but the floats). Python, value by value: used only for the chunks the Spark engine hands over."""
+    fields but the floats). Python, value by value: used only for the rows COPY refused in a load whose chunks an
+    earlier version's Spark engine exported (``engines.arrow.rows_stats``)."""
     head = [fields[i] for i in csv_order(columns) if not columns[i].is_float]
     # as bytes: a text value that is not UTF-8 (which COPY refuses) is hashed as Spark hashes it
     lines = pc.binary_join_element_wise(*head, ",").cast(pa.binary()).to_pylist() if head else [b""] * rows

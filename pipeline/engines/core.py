@@ -1,0 +1,148 @@
+"""The per-batch core both engines run: Arrow record batches in, CSV lines and source statistics out.
+
+For every batch: each column's CSV field (PostgreSQL's text form, ``types.text``), the rows the load
+refuses set aside when it has a bad-row budget (``badrows.split``), the lines written back to back, and
+the batch's statistics with the "typed" row hash (``verification.batch``). The Arrow engine runs it in
+its own process on the batches pyarrow reads; the Spark engine runs it on its executors, on the batches
+Spark reads and hands to ``DataFrame.mapInArrow`` (``spark_task``), each task writing one part file of
+the chunk. So both write the same lines and observe the same statistics.
+
+``spark_task`` is shipped to the executors by value (``engines.spark_session.by_value``): what it
+reaches of this package must import nothing beyond pyarrow, numpy and pyspark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import badrows
+from ..model.plan import Plan
+from ..types.mapping import Column, csv_order
+from ..types.text import csv_field
+from ..verification.batch import batch_stats
+from ..verification.rowhash import Checksum
+from ..verification.stats import Stats, combine
+
+CHECKSUM = Checksum.TYPED
+BATCH_ROWS = 131_072
+
+
+def loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Half-precision floats widened to float32 (exactly), as the real column holds them."""
+    columns = [c.cast(pa.float32()) if pa.types.is_float16(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _lines(columns: list[Column], fields: list[pa.Array]) -> pa.Array:
+    """Every row's CSV line with its newline, from each column's CSV fields."""
+    line = pc.binary_join_element_wise(*[fields[i] for i in csv_order(columns)], ",")
+    return pc.binary_join_element_wise(line, "\n", "")
+
+
+def _write(out: BinaryIO, lines: pa.Array) -> None:
+    """Write a string array's values back to back: its data buffer, between the first and last offsets."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+
+
+def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO) -> tuple[Stats, list[badrows.BadRow]]:
+    """Write the rows of ``batches`` (the plan's columns, in its order) to ``out`` as CSV lines; return their
+    source statistics and, with a budget, the bad rows set aside (the statistics are those of the rows written)."""
+    parts: list[Stats] = []
+    bad: list[badrows.BadRow] = []
+    for batch in batches:
+        batch = loadable(batch)
+        fields = [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)]
+        found, keep = badrows.split(plan, batch, fields)
+        if found:  # set aside (a budget): the rest is loaded, and its statistics are the source's
+            batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
+            bad += found
+        _write(out, _lines(plan.columns, fields))
+        parts.append(batch_stats(plan.columns, batch, fields, CHECKSUM))
+    stats = combine(parts, plan.columns)
+    stats.quarantined = len(bad)
+    return stats, bad
+
+
+# --- on Spark's executors ---------------------------------------------------------------------------------
+
+# One row per task of a chunk's export: what ``spark_task`` wrote and observed
+TASK_RESULT = "part string, stats string, bad string, strangers long, entries string"
+CONFORM_FAILED = "PIPELINE_SPARK_TYPE"  # in the error of a task that cannot read Spark's batches as planned
+
+
+def task_plan(plan: Plan) -> Plan:
+    """What a task needs of the plan: its columns and options, without the (possibly 43,000) files."""
+    return replace(plan, files=[], file_rows=[], chunks=[], file_leaf_entries=[], rewritten={})
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch as Spark hands it over, with each column cast to the type pyarrow reads the files as (``schema``):
+    Spark reads uint64 as decimal(20, 0), uint32 as int64, INT96 as zoned timestamps, nanoseconds as int64
+    (``spark.sql.legacy.parquet.nanosAsLong``), dictionaries decoded."""
+    columns = []
+    for array, field in zip(batch.columns, schema, strict=True):
+        wanted = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        try:
+            columns.append(array if array.type == wanted else array.cast(wanted))
+        except (pa.ArrowException, ValueError) as exc:
+            raise TypeError(f"{CONFORM_FAILED}: Spark read column {field.name!r} as {array.type}, which does not "
+                            f"convert to {wanted} as planned ({exc})") from exc
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(
+        [pa.field(f.name, c.type) for f, c in zip(schema, columns, strict=True)]))
+
+
+def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], leaves: int):
+    """The function ``mapInArrow`` runs on each task of chunk ``folder``'s export: its batches hold the plan's
+    columns (Spark's types; ``schema``: pyarrow's) then ``leaves`` level-entry counts. It writes the task's rows
+    as ``folder/part-<partition>.csv`` (by a rename, so a retried task replaces its part whole) and returns one
+    row (``TASK_RESULT``): the part's name, its statistics and bad rows as JSON, the rows whose file name is not
+    one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per repeated leaf."""
+    width = len(schema)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        name = f"part-{context.partitionId():05d}.csv"
+        tmp = os.path.join(folder, f".{name}.{context.attemptNumber()}.tmp")
+        entries = [0] * leaves
+        strangers = 0
+
+        def conformed() -> Iterator[pa.RecordBatch]:
+            nonlocal strangers
+            for batch in batches:
+                for k in range(leaves):
+                    entries[k] += pc.sum(batch.column(width + k)).as_py() or 0
+                batch = _conform(batch.select(range(width)), schema)
+                if plan.file_column:
+                    named = pc.is_in(batch.column(plan.file_column), pa.array(files, pa.string()))
+                    strangers += batch.num_rows - (pc.sum(named).as_py() or 0)
+                yield batch
+
+        with open(tmp, "wb", buffering=4 << 20) as out:
+            stats, bad = write_batches(plan, conformed(), out)
+        os.replace(tmp, os.path.join(folder, name))
+        yield pa.RecordBatch.from_pylist([{
+            "part": name, "stats": json.dumps(stats.to_json()),
+            "bad": json.dumps([b._asdict() for b in bad]), "strangers": strangers, "entries": json.dumps(entries),
+        }])
+
+    return run
+
+
+def task_results(plan: Plan, rows: list) -> tuple[Stats, list[badrows.BadRow], int, list[int]]:
+    """The chunk's statistics, bad rows, stranger rows and level entries per repeated leaf, from its tasks' rows."""
+    stats = combine([Stats.from_json(plan.columns, json.loads(r.stats)) for r in rows], plan.columns)
+    bad = [badrows.BadRow(**b) for r in rows for b in json.loads(r.bad)]
+    entries = [sum(k) for k in zip(*[json.loads(r.entries) for r in rows], strict=True)] if rows else [
+        0 for _ in plan.repeated_leaves]
+    return stats, bad, sum(r.strangers for r in rows), entries
