@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from .. import badrows
 from ..model.plan import Plan
+from ..types import nested
 from ..types.mapping import Column, csv_order
 from ..types.text import csv_field
 from ..verification.batch import batch_stats
@@ -74,14 +75,36 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO) 
 
 # --- on Spark's executors ---------------------------------------------------------------------------------
 
-# One row per task of a chunk's export: what ``spark_task`` wrote and observed
-TASK_RESULT = "part string, stats string, bad string, strangers long, entries string"
-CONFORM_FAILED = "PIPELINE_SPARK_TYPE"  # in the error of a task that cannot read Spark's batches as planned
+# One row per task of a chunk's export: what ``spark_task`` wrote and observed, or why it could not
+TASK_RESULT = ("part string, stats string, bad string, strangers long, entries string, error string, "
+               "unconformable boolean")
+
+
+class Unconformable(Exception):
+    """Spark read a column as a type that does not convert to the one pyarrow reads: pyarrow exports the chunk."""
 
 
 def task_plan(plan: Plan) -> Plan:
     """What a task needs of the plan: its columns and options, without the (possibly 43,000) files."""
     return replace(plan, files=[], file_rows=[], chunks=[], file_leaf_entries=[], rewritten={})
+
+
+def _relaxed(t: pa.DataType) -> pa.DataType:
+    """``t`` with its dictionaries decoded and every field inside it nullable: Spark's types say which fields are
+    required in their own way, and the text of a value does not depend on it."""
+    if pa.types.is_dictionary(t):
+        return _relaxed(t.value_type)
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _relaxed(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(_relaxed(t.key_type), _relaxed(t.item_type))
+    if pa.types.is_large_list(t):
+        return pa.large_list(_relaxed(t.value_type))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(_relaxed(t.value_type), t.list_size)
+    if pa.types.is_list(t):
+        return pa.list_(_relaxed(t.value_type))
+    return t
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -90,14 +113,13 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     (``spark.sql.legacy.parquet.nanosAsLong``), dictionaries decoded."""
     columns = []
     for array, field in zip(batch.columns, schema, strict=True):
-        wanted = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        wanted = _relaxed(field.type)
         try:
-            columns.append(array if array.type == wanted else array.cast(wanted))
+            columns.append(array if _relaxed(array.type) == wanted else array.cast(wanted))
         except (pa.ArrowException, ValueError) as exc:
-            raise TypeError(f"{CONFORM_FAILED}: Spark read column {field.name!r} as {array.type}, which does not "
-                            f"convert to {wanted} as planned ({exc})") from exc
-    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(
-        [pa.field(f.name, c.type) for f, c in zip(schema, columns, strict=True)]))
+            raise Unconformable(f"Spark read column {field.name!r} as {array.type}, which does not convert to "
+                                f"{field.type} as pyarrow reads it ({str(exc).splitlines()[0][:200]})") from exc
+    return pa.RecordBatch.from_arrays(columns, names=schema.names)
 
 
 def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], leaves: int):
@@ -105,7 +127,9 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
     columns (Spark's types; ``schema``: pyarrow's) then ``leaves`` level-entry counts. It writes the task's rows
     as ``folder/part-<partition>.csv`` (by a rename, so a retried task replaces its part whole) and returns one
     row (``TASK_RESULT``): the part's name, its statistics and bad rows as JSON, the rows whose file name is not
-    one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per repeated leaf."""
+    one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per repeated leaf. A failure the
+    load expects (a value it cannot write, a type Spark reads otherwise) is returned as ``error`` instead of
+    raised: Spark would log it with its traceback, and fail the job before the other tasks' results are read."""
     width = len(schema)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -128,19 +152,27 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
                     strangers += batch.num_rows - (pc.sum(named).as_py() or 0)
                 yield batch
 
-        with open(tmp, "wb", buffering=4 << 20) as out:
-            stats, bad = write_batches(plan, conformed(), out)
-        os.replace(tmp, os.path.join(folder, name))
-        yield pa.RecordBatch.from_pylist([{
-            "part": name, "stats": json.dumps(stats.to_json()),
-            "bad": json.dumps([b._asdict() for b in bad]), "strangers": strangers, "entries": json.dumps(entries),
-        }])
+        result = {"part": name, "stats": "{}", "bad": "[]", "strangers": 0, "entries": "[]", "error": None,
+                  "unconformable": False}
+        try:
+            with open(tmp, "wb", buffering=4 << 20) as out:
+                stats, bad = write_batches(plan, conformed(), out)
+        except (Unconformable, pa.ArrowException, nested.NestedValueError) as exc:
+            os.unlink(tmp)
+            result.update(error=str(exc).strip().split("\n", 1)[0][:500] or type(exc).__name__,
+                          unconformable=isinstance(exc, Unconformable))
+        else:
+            os.replace(tmp, os.path.join(folder, name))
+            result.update(stats=json.dumps(stats.to_json()), bad=json.dumps([b._asdict() for b in bad]),
+                          strangers=strangers, entries=json.dumps(entries))
+        yield pa.RecordBatch.from_pylist([result])
 
     return run
 
 
 def task_results(plan: Plan, rows: list) -> tuple[Stats, list[badrows.BadRow], int, list[int]]:
-    """The chunk's statistics, bad rows, stranger rows and level entries per repeated leaf, from its tasks' rows."""
+    """The chunk's statistics, bad rows, stranger rows and level entries per repeated leaf, from its tasks' rows
+    (none failed)."""
     stats = combine([Stats.from_json(plan.columns, json.loads(r.stats)) for r in rows], plan.columns)
     bad = [badrows.BadRow(**b) for r in rows for b in json.loads(r.bad)]
     entries = [sum(k) for k in zip(*[json.loads(r.entries) for r in rows], strict=True)] if rows else [

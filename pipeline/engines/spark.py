@@ -96,12 +96,8 @@ _READ_FAILURES = ("FAILED_READ_FILE", "PARQUET_TYPE_ILLEGAL", "PARQUET_TYPE_NOT_
 
 
 def _read_failure(exc: Exception) -> str | None:
-    """Spark's reason when ``exc`` says its Parquet reader could not read a source file (or read a column as a
-    type the per-batch core cannot convert to the planned one), else None."""
+    """Spark's reason when ``exc`` says its Parquet reader could not read a source file, else None."""
     text = str(exc)
-    conform = re.search(core.CONFORM_FAILED + r": ([^\n]*)", text)
-    if conform:
-        return conform.group(1)[:300]
     if not any(marker in text for marker in _READ_FAILURES):
         return None
     causes = re.findall(r"Caused by: ([\w.$]+(?:: [^\n]*)?)", text)
@@ -134,6 +130,12 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
             raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source "
                               f"{plan.describe_chunk(index)}): {_first_line(exc)}") from exc
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader cannot read it ({reason})")
+    failed = next((r for r in results if r.error), None)
+    if failed and failed.unconformable:
+        return _with_arrow(plan, index, folder, failed.error)
+    if failed:
+        raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source {plan.describe_chunk(index)}): "
+                          f"{failed.error}")
     stats, bad, strangers, entries = core.task_results(plan, results)
     if stats.rows + stats.quarantined != plan.chunk_rows(index):
         return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {stats.rows + stats.quarantined:,} "
@@ -163,7 +165,4 @@ def _with_arrow(plan: Plan, index: int, folder: Path, reason: str) -> Stats:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    refused = re.search(r"NestedValueError: (.*)", text)  # a value json_text's UDF cannot read
-    if refused:
-        return refused.group(1)[:500]
     return text.split("\n", 1)[0][:500] if text else type(exc).__name__

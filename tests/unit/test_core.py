@@ -1,0 +1,94 @@
+"""The per-batch core as Spark's executors run it: shipped by value, on batches in Spark's own Arrow types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pytest
+
+from pipeline.engines import core
+from pipeline.engines.spark_session import by_value
+from pipeline.model.plan import Plan, SourceFile
+from pipeline.types.mapping import pg_column
+
+UTC = dt.UTC
+
+# pyarrow's reading of the files, and the same rows as Spark hands them to mapInArrow
+READ = pa.schema([("id", pa.uint32()), ("big", pa.uint64()), ("name", pa.dictionary(pa.int32(), pa.string())),
+                  ("ts", pa.timestamp("us")), ("tags", pa.list_(pa.string())), ("src", pa.string()),
+                  ("row", pa.int64())])
+ROWS = {"id": [1, 2**32 - 1, 3], "big": [2**64 - 1, None, 0], "name": ["a,\"b\"", "bad\x00", None],
+        "ts": [dt.datetime(2023, 1, 1, 0, 0, 0, 1), None, dt.datetime(9999, 12, 31)],
+        "tags": [["x", None], [], None], "src": ["a.parquet"] * 3, "row": [0, 1, 2]}
+SPARK = pa.schema([("id", pa.int64()), ("big", pa.decimal128(20, 0)), ("name", pa.string()),
+                   ("ts", pa.timestamp("us", "UTC")), ("tags", pa.list_(pa.field("element", pa.string()))),
+                   ("src", pa.string()), ("row", pa.int64()), ("_l0", pa.int32())])
+
+# Run where this package, Luigi and the database drivers cannot be imported, as on a cluster's executor
+EXECUTOR = """
+import io, json, pickle, sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pipeline", "luigi", "psycopg2", "sqlalchemy"):
+            raise ImportError("not on the executor: " + name)
+
+sys.meta_path.insert(0, Refuse())
+import pyarrow as pa
+import pytest
+from pyspark import TaskContext
+
+run, batch = pickle.loads(sys.stdin.buffer.read())
+TaskContext.from_json({"stageId": 0, "partitionId": 7, "attemptNumber": 0, "taskAttemptId": 1, "cpus": 1,
+                       "resources": {}, "localProperties": {}})
+print(json.dumps(pa.Table.from_batches(list(run(iter([batch])))).to_pylist()))
+"""
+
+
+def plan(folder: Path) -> Plan:
+    columns = [pg_column(f.name, f.type) for f in READ]
+    return Plan("load1", "s.t", str(folder), [SourceFile("a.parquet", 1, 1)], [3], columns, [[0]],
+                repeated_leaves=[3], file_leaf_entries=[[4]], file_column="src", row_column="row", budget=5)
+
+
+def test_the_spark_task_runs_shipped_by_value_and_writes_what_the_arrow_engine_writes(tmp_path):
+    whole = plan(tmp_path)
+    local = io.BytesIO()
+    expected, expected_bad = core.write_batches(whole, [pa.RecordBatch.from_pydict(ROWS, schema=READ)], local)
+
+    in_spark = pa.RecordBatch.from_pydict({**ROWS, "_l0": [2, 1, 1]}, schema=SPARK)  # entries of each row's tags
+    task = by_value(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1))
+    from pyspark import cloudpickle
+
+    shipped = subprocess.run([sys.executable, "-c", EXECUTOR], input=cloudpickle.dumps((task, in_spark)),
+                             capture_output=True, cwd=tmp_path, timeout=120)
+    assert shipped.returncode == 0, shipped.stderr.decode()[-3000:]
+    [result] = json.loads(shipped.stdout)
+
+    assert result["part"] == "part-00007.csv"
+    assert (tmp_path / "part-00007.csv").read_bytes() == local.getvalue()
+    assert b"bad" not in local.getvalue() and local.getvalue().count(b"\n") == 2  # the NUL row was set aside
+    stats, bad, strangers, entries = core.task_results(whole, [SimpleNamespace(**result)])
+    assert stats == expected and stats.quarantined == 1 and stats.rows == 2
+    assert bad == expected_bad and [(b.file, b.row, b.columns) for b in bad] == [("a.parquet", 1, ["name"])]
+    assert (strangers, entries) == (0, [4])
+    assert not list(tmp_path.glob(".part-*"))  # written under a temporary name, then renamed
+
+
+def test_spark_types_are_read_as_pyarrow_reads_them_or_the_column_is_named():
+    required = pa.list_(pa.field("phone", pa.struct([pa.field("n", pa.int64(), nullable=False)]), nullable=False))
+    in_spark = pa.array([[{"n": 1}], None, [None]], pa.list_(pa.field("element", pa.struct([("n", pa.int64())]))))
+    batch = pa.RecordBatch.from_arrays([in_spark], names=["p"])
+    assert core._conform(batch, pa.schema([("p", required)])).column(0).to_pylist() == in_spark.to_pylist()
+
+    batch = pa.RecordBatch.from_pydict({"d": [Decimal("1.5")]}, schema=pa.schema([("d", pa.decimal128(5, 1))]))
+    with pytest.raises(core.Unconformable, match="Spark read column 'd' as decimal128.5, 1., which does not convert"):
+        core._conform(batch, pa.schema([("d", pa.int32())]))
