@@ -121,7 +121,8 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
     folder.mkdir()
     try:
         source = with_coordinates(spark.read.parquet(*paths), plan)
-        frame = source.select(*[col(c.name) for c in plan.columns],
+        # by position: mapInArrow looks its input columns up by name, and would read "a.b" as a field of "a"
+        frame = source.select(*[col(c.name).alias(f"_c{i}") for i, c in enumerate(plan.columns)],
                               *leaf_entries(source, plan.columns, plan.repeated_leaves))
         results = frame.mapInArrow(by_value(task), core.TASK_RESULT).collect()
     except Exception as exc:
