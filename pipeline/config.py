@@ -67,6 +67,12 @@ class export(luigi.Config):  # noqa: N801
         description="Who writes the CSV chunks: spark (the default; local or a cluster) or arrow "
         "(pyarrow in-process, no JVM: for loads one machine handles).",
     )
+    chunk_format = luigi.ChoiceParameter(
+        choices=["csv", "binary"], default="csv",
+        description="The chunk files' format: csv (a chunk a person can read) or binary (PostgreSQL's binary COPY "
+        "format, encoded by pgpq: about half the server's work per row). A load with a bad-row budget keeps "
+        "csv, whose COPY errors name the line.",
+    )
     spark_min_rows = luigi.IntParameter(
         default=100_000,
         description="An append increment of fewer rows is exported in-process with pyarrow even when engine = "

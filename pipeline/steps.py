@@ -113,8 +113,8 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
         if not load.manifest_file.exists():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-    report(f"{total} chunks · {fmt(plan.total_rows)} rows · {len(copied)} copied during the export · "
-           f"{time.monotonic() - started:.1f} s", 100)
+    report(f"{total} {'binary' if engines.binary_chunks(plan) else 'CSV'} chunks · {fmt(plan.total_rows)} rows · "
+           f"{len(copied)} copied during the export · {time.monotonic() - started:.1f} s", 100)
 
 
 def over_budget(plan: Plan, found: int, chunk_folders: list[Path] = (), complete: bool = True) -> None:

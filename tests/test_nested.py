@@ -69,7 +69,8 @@ def test_nested_values_are_written_as_postgresql_prints_them_back(db):
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_every_edge_value_loads_as_written_on_both_engines(env, tmp_path, engine):
+@pytest.mark.parametrize("chunk_format", ["csv", "binary"])
+def test_every_edge_value_loads_as_written_on_both_engines(env, tmp_path, engine, chunk_format):
     """Spark hands the per-batch core the values in its own types (uint64 as decimal(20,0), times, zones):
     the loaded jsonb is the same text either way."""
     arrays = edge_arrays()
@@ -79,7 +80,8 @@ def test_every_edge_value_loads_as_written_on_both_engines(env, tmp_path, engine
     source = tmp_path / "edges"
     source.mkdir()
     pq.write_table(table, source / "a.parquet")
-    assert "pyarrow exports it instead" not in ok(ingest(env, source, "types.edges", 10, "--export-engine", engine))
+    out = ok(ingest(env, source, "types.edges", 10, "--export-engine", engine, "--export-chunk-format", chunk_format))
+    assert "pyarrow exports it instead" not in out and f"1 {chunk_format.replace('csv', 'CSV')} chunks" in out
     for name in arrays:
         loaded = query(env["PIPELINE_PG_DSN"], f'SELECT "{name}"::text FROM types.edges ORDER BY id')
         assert [v for (v,) in loaded] == json_texts(table[name].combine_chunks(), name).to_pylist(), name
@@ -101,12 +103,13 @@ def nested_table() -> pa.Table:
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_lists_structs_and_maps_load_as_jsonb(env, tmp_path, engine):
+@pytest.mark.parametrize("chunk_format", ["csv", "binary"])
+def test_lists_structs_and_maps_load_as_jsonb(env, tmp_path, engine, chunk_format):
     source = tmp_path / "nested"
     source.mkdir()
     pq.write_table(nested_table(), source / "a.parquet")
-    out = ok(ingest(env, source, "types.nested", 2, "--export-engine", engine))
-    assert "counts and checksums match" in out
+    out = ok(ingest(env, source, "types.nested", 2, "--export-engine", engine, "--export-chunk-format", chunk_format))
+    assert "counts and checksums match" in out and f"1 {chunk_format.replace('csv', 'CSV')} chunks" in out
     assert "pyarrow exports it instead" not in out
     dsn = env["PIPELINE_PG_DSN"]
     types = set(query(dsn, "SELECT data_type FROM information_schema.columns WHERE table_schema = 'types' "

@@ -67,14 +67,16 @@ def matrix() -> pa.Table:
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_type_matrix_round_trips_exactly(env, tmp_path, engine):
+@pytest.mark.parametrize("chunk_format", ["csv", "binary"])
+def test_type_matrix_round_trips_exactly(env, tmp_path, engine, chunk_format):
     source = tmp_path / "matrix"
     source.mkdir()
     table = matrix()
     pq.write_table(table, source / "a.parquet")
     pq.write_table(table, source / "b.parquet", store_decimal_as_integer=True)  # int32/int64 decimal encodings
-    out = ok(ingest(env, source, "types.matrix", 5, "--export-engine", engine))
+    out = ok(ingest(env, source, "types.matrix", 5, "--export-engine", engine, "--export-chunk-format", chunk_format))
     assert "counts and checksums match" in out
+    assert f"2 {'binary' if chunk_format == 'binary' else 'CSV'} chunks" in out  # a file a chunk
     assert "pyarrow exports it instead" not in out  # Spark's executors ran the per-batch core on every chunk
     assert_table_matches(env["PIPELINE_PG_DSN"], "types", "matrix", source)
     types = dict(query(env["PIPELINE_PG_DSN"], "SELECT column_name, data_type FROM information_schema.columns "
@@ -115,7 +117,8 @@ def test_what_spark_cannot_read_loads_through_pyarrow(env, tmp_path, engine):
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engine):
+@pytest.mark.parametrize("chunk_format", ["csv", "binary"])
+def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engine, chunk_format):
     """PostgreSQL holds dates and timestamps from 4714-11-24 BC to 294276 AD (dates to 5874897 AD); the export
     writes the years outside 1-9999 as PostgreSQL prints them, also inside jsonb."""
     source = tmp_path / "years"
@@ -132,7 +135,7 @@ def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engi
                            pa.struct([("at", pa.timestamp("us", "UTC")), ("on", pa.date32())])),
     })
     pq.write_table(table, source / "a.parquet")
-    out = ok(ingest(env, source, "types.years", 100, "--export-engine", engine))
+    out = ok(ingest(env, source, "types.years", 100, "--export-engine", engine, "--export-chunk-format", chunk_format))
     assert "counts and checksums match" in out
     assert_table_matches(env["PIPELINE_PG_DSN"], "types", "years", source)
     texts = query(env["PIPELINE_PG_DSN"], "SELECT d::text, ts::text, tz::text, nested::text FROM types.years "
@@ -147,7 +150,8 @@ def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engi
 
 
 @pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, engine):
+@pytest.mark.parametrize("chunk_format", ["csv", "binary"])
+def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, engine, chunk_format):
     source = tmp_path / "ns"
     source.mkdir()
     ns = [1_672_531_200_123_456_789, -1, -1_000, None, 0, 2**63 - 1]
@@ -156,7 +160,8 @@ def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, e
     pq.write_table(table, source / "a.parquet")
     refused = ingest(env, source, "types.ns", 10, "--export-engine", engine)
     assert_clear_failure(refused, "column 'ts' holds nanoseconds (timestamp[ns])")
-    ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true"))
+    ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true",
+              "--export-chunk-format", chunk_format))
     loaded = query(env["PIPELINE_PG_DSN"], "SELECT ts::text, tz::text FROM types.ns ORDER BY id")
     assert loaded == [("2023-01-01 00:00:00.123456", "2023-01-01 00:00:00.123456+00"),
                       ("1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999999+00"),  # rounded down

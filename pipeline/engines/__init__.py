@@ -24,9 +24,9 @@ from ..verification.stats import Stats
 class Engine(Protocol):
     """What an engine module offers: the export of one chunk."""
 
-    def export_chunk(self, plan: Plan, index: int, folder: Path) -> Stats:
-        """Write chunk ``index`` of ``plan`` as CSV part files in ``folder`` (which must not exist); return
-        the chunk's source statistics."""
+    def export_chunk(self, plan: Plan, index: int, folder: Path, binary: bool = False) -> Stats:
+        """Write chunk ``index`` of ``plan`` as part files in ``folder`` (which must not exist): CSV, or
+        PostgreSQL's binary COPY format (``binary``); return the chunk's source statistics."""
 
     def tracking_url(self) -> str | None:
         """Where an export can be watched beyond the task's progress (Spark's UI), if anywhere."""
@@ -45,15 +45,22 @@ def engine(plan: Plan) -> Engine:
     return spark
 
 
+def binary_chunks(plan: Plan) -> bool:
+    """Whether the load's chunks are written in PostgreSQL's binary COPY format (``[export] chunk_format``): not
+    with a bad-row budget, whose COPY finds the rows it refuses by their CSV line (``postgres.rejected``)."""
+    return config.export().chunk_format == "binary" and not plan.quarantine
+
+
 def export_chunks(plan: Plan, out: Path, on_chunk: Callable[[int, Stats], None]) -> list[Stats]:
     """Write every chunk of ``plan`` into ``out/chunk-NNNNN/``, calling ``on_chunk(index, stats)``
     (one call at a time) as each is complete; return every chunk's source statistics."""
     export_chunk = engine(plan).export_chunk
+    binary = binary_chunks(plan)
     stats: list[Stats | None] = [None for _ in plan.chunks]
     lock = threading.Lock()
 
     def write(index: int) -> None:
-        stats[index] = export_chunk(plan, index, out / Chunk(plan.load_id, index).dirname)
+        stats[index] = export_chunk(plan, index, out / Chunk(plan.load_id, index).dirname, binary)
         with lock:
             on_chunk(index, stats[index])
         faults.point("export.chunk")

@@ -25,7 +25,7 @@ from ..verification.batch import batch_stats
 from ..verification.pghash import hash_sum
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
-from .core import BATCH_ROWS, loadable, write_batches
+from .core import BATCH_ROWS, loadable, part_suffix, write_batches
 
 
 def _parquet_format() -> ds.ParquetFileFormat:
@@ -125,13 +125,14 @@ def _batches(plan: Plan, index: int):
         yield pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.schema.names)
 
 
-def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
-    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv``; return its source statistics."""
-    path = folder / "part-00000.csv"
+def export_chunk(plan: Plan, index: int, folder: Path, binary: bool = False) -> Stats:
+    """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv`` (``.bin``: ``binary``, PostgreSQL's binary
+    COPY format); return its source statistics."""
+    path = folder / f"part-00000{part_suffix(binary)}"
     try:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
-            stats, bad = write_batches(plan, _batches(plan, index), out)
+            stats, bad = write_batches(plan, _batches(plan, index), out, binary)
         badrows.write(folder, plan, bad)
     except (pa.ArrowException, nested.NestedValueError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]

@@ -29,11 +29,17 @@ from ..types import nested
 from ..types.mapping import Column, csv_order
 from ..types.text import csv_field
 from ..verification.batch import batch_stats
-from ..verification.rowhash import Checksum
+from ..verification.rowhash import Checksum, HashKind, hash_kind
 from ..verification.stats import Stats, combine
+from .binary import BinaryWriter
 
 CHECKSUM = Checksum.TYPED
 BATCH_ROWS = 131_072
+
+
+def part_suffix(binary: bool) -> str:
+    """A chunk part file's suffix: what its COPY reads it as (``postgres.staging.copy_statement``)."""
+    return ".bin" if binary else ".csv"
 
 
 def loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -54,20 +60,37 @@ def _write(out: BinaryIO, lines: pa.Array) -> None:
     out.write(memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])])
 
 
-def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO) -> tuple[Stats, list[badrows.BadRow]]:
-    """Write the rows of ``batches`` (the plan's columns, in its order) to ``out`` as CSV lines; return their
-    source statistics and, with a budget, the bad rows set aside (the statistics are those of the rows written)."""
+def _needs_field(column: Column, binary: bool) -> bool:
+    """Whether the batch's statistics (or its chunk, as CSV) need the column's CSV field: its text for the
+    row hash (numeric, bytea, jsonb), or to find the NUL bytes text and jsonb cannot hold."""
+    return not binary or hash_kind(column) == HashKind.FIELD or column.kind.textual
+
+
+def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
+                  binary: bool = False) -> tuple[Stats, list[badrows.BadRow]]:
+    """Write the rows of ``batches`` (the plan's columns, in its order) to ``out`` as CSV lines, or ``binary``: in
+    PostgreSQL's binary COPY format; return their source statistics and, with a budget, the bad rows set aside
+    (the statistics are those of the rows written). ``batches`` holds at least one batch (an empty one will do:
+    the binary format's header needs the columns' types). A load with a budget writes CSV."""
+    assert not (binary and plan.quarantine), "COPY finds the rows it refuses by their CSV line"
     parts: list[Stats] = []
     bad: list[badrows.BadRow] = []
+    writer = BinaryWriter(plan.columns, out) if binary else None
     for batch in batches:
         batch = loadable(batch)
-        fields = [csv_field(c, batch.column(i)) for i, c in enumerate(plan.columns)]
+        fields = [csv_field(c, batch.column(i)) if _needs_field(c, binary) else None
+                  for i, c in enumerate(plan.columns)]
         found, keep = badrows.split(plan, batch, fields)
         if found:  # set aside (a budget): the rest is loaded, and its statistics are the source's
             batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
             bad += found
-        _write(out, _lines(plan.columns, fields))
+        if writer:
+            writer.write(batch, fields)
+        else:
+            _write(out, _lines(plan.columns, fields))
         parts.append(batch_stats(plan.columns, batch, fields, CHECKSUM))
+    if writer:
+        writer.close()
     stats = combine(parts, plan.columns)
     stats.quarantined = len(bad)
     return stats, bad
@@ -122,10 +145,21 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=schema.names)
 
 
-def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], leaves: int):
+def _at_least_one(batches: Iterator[pa.RecordBatch], width: int) -> Iterator[pa.RecordBatch]:
+    """``batches``, or one batch of no rows and NULL columns (a task of no rows: Spark hands it no batch)."""
+    sent = False
+    for batch in batches:
+        sent = True
+        yield batch
+    if not sent:
+        yield pa.RecordBatch.from_arrays([pa.nulls(0) for _ in range(width)], names=[f"_{k}" for k in range(width)])
+
+
+def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], leaves: int, binary: bool = False):
     """The function ``mapInArrow`` runs on each task of chunk ``folder``'s export: its batches hold the plan's
     columns (Spark's types; ``schema``: pyarrow's) then ``leaves`` level-entry counts. It writes the task's rows
-    as ``folder/part-<partition>.csv`` (by a rename, so a retried task replaces its part whole) and returns one
+    as ``folder/part-<partition>.csv`` (``.bin``: ``binary``; by a rename, so a retried task replaces its part
+    whole) and returns one
     row (``TASK_RESULT``): the part's name, its statistics and bad rows as JSON, the rows whose file name is not
     one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per repeated leaf. A failure the
     load expects (a value it cannot write, a type Spark reads otherwise) is returned as ``error`` instead of
@@ -136,14 +170,14 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
         from pyspark import TaskContext
 
         context = TaskContext.get()
-        name = f"part-{context.partitionId():05d}.csv"
+        name = f"part-{context.partitionId():05d}{part_suffix(binary)}"
         tmp = os.path.join(folder, f".{name}.{context.attemptNumber()}.tmp")
         entries = [0] * leaves
         strangers = 0
 
         def conformed() -> Iterator[pa.RecordBatch]:
             nonlocal strangers
-            for batch in batches:
+            for batch in _at_least_one(batches, width + leaves):
                 for k in range(leaves):
                     entries[k] += pc.sum(batch.column(width + k)).as_py() or 0
                 batch = _conform(batch.select(range(width)), schema)
@@ -156,7 +190,7 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
                   "unconformable": False}
         try:
             with open(tmp, "wb", buffering=4 << 20) as out:
-                stats, bad = write_batches(plan, conformed(), out)
+                stats, bad = write_batches(plan, conformed(), out, binary)
         except (Unconformable, pa.ArrowException, nested.NestedValueError) as exc:
             os.unlink(tmp)
             result.update(error=str(exc).strip().split("\n", 1)[0][:500] or type(exc).__name__,

@@ -104,9 +104,9 @@ def _read_failure(exc: Exception) -> str | None:
     return (causes[-1] if causes else _first_line(exc))[:300]
 
 
-def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
-    """Write chunk ``index`` of ``plan`` as CSV part files in ``folder``, one per Spark task; return the source
-    statistics the tasks observed.
+def export_chunk(plan: Plan, index: int, folder: Path, binary: bool = False) -> Stats:
+    """Write chunk ``index`` of ``plan`` as part files in ``folder``, one per Spark task (CSV, or PostgreSQL's
+    binary COPY format: ``binary``); return the source statistics the tasks observed.
 
     Where Spark's Parquet reader cannot read the chunk's files - it fails on them, or reads other rows, other
     list and map entries or other file names than their footers and the plan say - the chunk is written by
@@ -116,8 +116,12 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
     paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
     files = [plan.files[i].name for i in plan.chunks[index]]
     task = core.spark_task(core.task_plan(plan), str(folder), arrow.read_schema(plan, index), files,
-                           len(plan.repeated_leaves))
+                           len(plan.repeated_leaves), binary)
     spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
+
+    def by_arrow(reason: str) -> Stats:
+        return _with_arrow(plan, index, folder, binary, reason)
+
     folder.mkdir()
     try:
         source = with_coordinates(spark.read.parquet(*paths), plan)
@@ -130,23 +134,22 @@ def export_chunk(plan: Plan, index: int, folder: Path) -> Stats:
         if reason is None:
             raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source "
                               f"{plan.describe_chunk(index)}): {_first_line(exc)}") from exc
-        return _with_arrow(plan, index, folder, f"Spark's Parquet reader cannot read it ({reason})")
+        return by_arrow(f"Spark's Parquet reader cannot read it ({reason})")
     failed = next((r for r in results if r.error), None)
     if failed and failed.unconformable:
-        return _with_arrow(plan, index, folder, failed.error)
+        return by_arrow(failed.error)
     if failed:
         raise ExportError(f"Spark failed to export {chunk} of {plan.table} (source {plan.describe_chunk(index)}): "
                           f"{failed.error}")
     stats, bad, strangers, entries = core.task_results(plan, results)
-    if stats.rows + stats.quarantined != plan.chunk_rows(index):
-        return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {stats.rows + stats.quarantined:,} "
-                                                f"rows where the footers count {plan.chunk_rows(index):,}")
+    read = stats.rows + stats.quarantined
+    if read != plan.chunk_rows(index):
+        return by_arrow(f"Spark's Parquet reader read {read:,} rows where the footers count {plan.chunk_rows(index):,}")
     if strangers:
-        return _with_arrow(plan, index, folder, f"Spark named the file of {strangers:,} rows other than the chunk's "
-                                                "files do")
+        return by_arrow(f"Spark named the file of {strangers:,} rows other than the chunk's files do")
     if entries != plan.chunk_leaf_entries(index):
-        return _with_arrow(plan, index, folder, f"Spark's Parquet reader read {sum(entries):,} list or map entries "
-                                                f"where the footers count {sum(plan.chunk_leaf_entries(index)):,}")
+        return by_arrow(f"Spark's Parquet reader read {sum(entries):,} list or map entries where the footers count "
+                        f"{sum(plan.chunk_leaf_entries(index)):,}")
     badrows.write(folder, plan, bad)
     return stats
 
@@ -156,12 +159,12 @@ def tracking_url() -> str | None:
     return ui_url()
 
 
-def _with_arrow(plan: Plan, index: int, folder: Path, reason: str) -> Stats:
+def _with_arrow(plan: Plan, index: int, folder: Path, binary: bool, reason: str) -> Stats:
     """Export the chunk with pyarrow, after Spark could not read it as its footers say."""
     log.warning("%s: %s (source %s): %s; pyarrow exports it instead",
                 plan.table, Chunk(plan.load_id, index), plan.describe_chunk(index), reason)
     shutil.rmtree(folder, ignore_errors=True)
-    return arrow.export_chunk(plan, index, folder)
+    return arrow.export_chunk(plan, index, folder, binary)
 
 
 def _first_line(exc: Exception) -> str:

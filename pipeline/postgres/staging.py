@@ -57,10 +57,12 @@ def drop_hidden_columns(cur, plan: Plan) -> None:
             sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
 
 
-def copy_statement(table: sql.Composable, columns: list[Column]) -> sql.Composed:
-    """The one COPY statement: CSV from the client, columns named in the export's ``csv_order``."""
+def copy_statement(table: sql.Composable, columns: list[Column], part: Path) -> sql.Composed:
+    """The COPY statement of a chunk part file: CSV, or PostgreSQL's binary format for a ``.bin`` file
+    (``[export] chunk_format``), from the client, columns named in the export's ``csv_order``."""
     names = sql.SQL(", ").join(sql.Identifier(columns[i].name) for i in csv_order(columns))
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, names)
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(
+        table, names, sql.SQL("binary" if part.suffix == ".bin" else "csv"))
 
 
 def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int, bad: list[dict] = ()) -> None:
@@ -70,7 +72,6 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
     The ledger row goes in first: a concurrent copier of the same chunk then waits on the
     primary key and fails with ``ChunkAlreadyLoaded`` as soon as this one commits.
     """
-    statement = copy_statement(staging_table(plan.load_id), plan.columns)
     buffer = config.postgres().copy_buffer_bytes
     with transaction(conn, f"loading {chunk} of {plan.table} (source {plan.describe_chunk(chunk.index)})") as cur:
         try:
@@ -82,6 +83,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
         copied, refused = 0, []
         room = plan.budget - quarantine.counted(cur, plan.load_id) if plan.quarantine else 0
         for path in files:
+            statement = copy_statement(staging_table(plan.load_id), plan.columns, path)
             rows, left_out = rejected.copy_file(cur, statement, path, buffer, plan, room - len(refused))
             copied += rows
             refused += left_out
@@ -92,7 +94,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
                 state("chunk_ledger")), (expected_rows, chunk.load_id, chunk.index))
         if copied != expected_rows:
             raise VerificationError(
-                f"{chunk} of {plan.table}: its CSV files hold {copied} rows but its source files "
+                f"{chunk} of {plan.table}: its files hold {copied} rows but its source files "
                 f"{expected_rows}{' (less those quarantined)' if bad else ''}; the chunk was not loaded")
         faults.point("copy.before_commit")
 
