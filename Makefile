@@ -30,11 +30,11 @@ test: install ## ruff, the unit tests (seconds), then the end-to-end suite again
 	$(VENV)/bin/pytest -q tests/unit
 	$(VENV)/bin/pytest --ignore=tests/unit --durations=15
 
-chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants, per write mode (PIPELINE_CHAOS_SEED replays one, PIPELINE_CHAOS_ENGINE=arrow, PIPELINE_CHAOS_MODES=append)
+chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants, per write mode and chunk format (PIPELINE_CHAOS_SEED replays one, PIPELINE_CHAOS_ENGINE=arrow, PIPELINE_CHAOS_MODES=append, PIPELINE_CHAOS_FORMATS=binary)
 	mkdir -p test-artifacts
 	PIPELINE_CHAOS_KILLS=$${PIPELINE_CHAOS_KILLS:-25} PIPELINE_CHAOS_REPORT=test-artifacts/chaos.txt \
 		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider
-	@tail -n 3 test-artifacts/chaos.txt
+	@tail -n 6 test-artifacts/chaos.txt
 
 corpus: install ## load every parquet-testing file with both engines and rewrite the README's corpus table
 	PIPELINE_WRITE_CORPUS_TABLE=1 $(VENV)/bin/pytest tests/test_corpus.py -p no:cacheprovider -q

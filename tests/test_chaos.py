@@ -4,7 +4,7 @@
 schedule are printed (PIPELINE_CHAOS_SEED replays one). PIPELINE_CHAOS_ENGINE picks the export
 engine (default spark), PIPELINE_CHAOS_MODES the write modes (default all three: replace, append
 and merge on the files' unique ids - where every new file makes an increment of its own, and a killed one is
-taken over by the next).
+taken over by the next), PIPELINE_CHAOS_FORMATS the chunk formats (default both: csv and binary).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, w
 from pipeline.model.load import Load
 from pipeline.source.listing import fingerprint, list_files
 
-KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "4"))
+KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "3"))
 SEED = int(os.environ.get("PIPELINE_CHAOS_SEED") or random.randrange(1, 10**6))
 ENGINE = os.environ.get("PIPELINE_CHAOS_ENGINE", "spark")
 MODES = os.environ.get("PIPELINE_CHAOS_MODES", "replace,append,merge").split(",")
+FORMATS = os.environ.get("PIPELINE_CHAOS_FORMATS", "csv,binary").split(",")
 KEYS = {"merge": "id"}  # the awkward files' ids are unique, so a merge must end as the union, like an append
 FILES, ROWS = 8, 2000
 PHASES = ["plan", "export", "copy", "verify", "publish"]
@@ -62,7 +63,8 @@ def phase(load: Load, dsn: str) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_dir, monkeypatch, mode):
+@pytest.mark.parametrize("chunk_format", FORMATS)
+def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_dir, monkeypatch, mode, chunk_format):
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(state_dir))
     dsn = env["PIPELINE_PG_DSN"]
     rng = random.Random(SEED)
@@ -72,8 +74,9 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     # A run may finish before its kill lands, so the schedule holds three tries per kill wanted.
     schedule = [(p, 0.0 if p in ("verify", "publish") else round(rng.uniform(0, 0.5), 2))
                 for p in (rng.choice(PHASES) for _ in range(3 * KILLS))]
-    print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} mode={mode} schedule={schedule}")
-    engine = ("--export-engine", ENGINE, "--export-spark-min-rows", "0", "--mode", mode,
+    print(f"\nchaos: seed={SEED} kills={KILLS} engine={ENGINE} mode={mode} chunks={chunk_format} schedule={schedule}")
+    engine = ("--export-engine", ENGINE, "--export-spark-min-rows", "0", "--export-chunk-format", chunk_format,
+              "--mode", mode,
               *(("--key", KEYS[mode]) if mode in KEYS else ()))
     cmd = ingest_cmd(source, "chaos.t", ROWS, "--workers", "2", *engine)
     killed, files = [], FILES
@@ -123,5 +126,5 @@ def test_random_kills_then_rerun_leave_exactly_the_source(env, tmp_path, state_d
     if report:
         with open(report, "a") as f:
             by_phase = {p: killed.count(p) for p in PHASES}
-            f.write(f"seed={SEED} engine={ENGINE} mode={mode} kills={len(killed)} by_phase={by_phase} "
-                    f"loads={files - FILES + 1} final_rows={files * ROWS} exact=yes\n")
+            f.write(f"seed={SEED} engine={ENGINE} mode={mode} chunks={chunk_format} kills={len(killed)} "
+                    f"by_phase={by_phase} loads={files - FILES + 1} final_rows={files * ROWS} exact=yes\n")

@@ -1,7 +1,8 @@
 """Real files from other writers: the Apache parquet-testing corpus (``../shared/parquet-testing``).
 
-Every file of ``data/`` and ``bad_data/`` is loaded by both engines - one ``luigi ... IngestAll`` run per
-engine over a table per file, so Spark starts once - and each either loads exactly (compared with its
+Every file of ``data/`` and ``bad_data/`` is loaded by both engines, with CSV and with binary chunks - one
+``luigi ... IngestAll`` run per engine and format over a table per file, so Spark starts once a run - and
+each either loads exactly (compared with its
 source value by value) or is refused with one error line naming it, leaving no table. ``REFUSED`` pins
 the files that must be refused, and why; every other file must load. The outcomes go into the README's
 corpus table, which this test keeps true (``make corpus`` rewrites it).
@@ -21,7 +22,9 @@ from psycopg2 import sql
 CORPUS = REPO.parent / "shared" / "parquet-testing"
 FILES = sorted(f"{d}/{p.name}" for d in ("data", "bad_data") for p in (CORPUS / d).glob("*.parquet")) \
     if (CORPUS / "data").is_dir() else []
-ENGINES = tuple(os.environ.get("PIPELINE_CORPUS_ENGINES", "arrow spark").split())  # narrowed while developing
+# runs: the engine, and "-binary" for binary chunks (``[export] chunk_format``); narrowed while developing
+RUNS = ("arrow", "spark", "arrow-binary", "spark-binary")
+ENGINES = tuple(os.environ.get("PIPELINE_CORPUS_ENGINES", " ".join(RUNS)).split())
 ARTIFACTS = REPO / "test-artifacts"
 README = REPO / "README.md"
 BEGIN, END = "<!-- corpus table: written by tests/test_corpus.py -->", "<!-- end of corpus table -->"
@@ -56,8 +59,9 @@ DOCUMENTED = {  # int96_from_spark.md, as microseconds since 1970
 }
 
 
-def refusal(name: str, engine: str) -> str | None:
-    """The phrase the file's refusal on ``engine`` holds, or None when it must load."""
+def refusal(name: str, run: str) -> str | None:
+    """The phrase the file's refusal on ``run`` (its engine, either format) holds, or None when it must load."""
+    engine = run.removesuffix("-binary")
     if name in REFUSED_BY:
         return REFUSED_BY[name][1] if REFUSED_BY[name][0] == engine else None
     return REFUSED.get(name)
@@ -85,7 +89,7 @@ def corpus_runs(pg_admin_dsn, tmp_path_factory):
     runs, databases = {}, []
     try:
         for engine in ENGINES:
-            database = f"corpus_{engine}_{uuid.uuid4().hex[:8]}"
+            database = f"corpus_{engine.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
             with admin.cursor() as cur:
                 cur.execute(f"CREATE DATABASE {database}")
             databases.append(database)
@@ -95,7 +99,8 @@ def corpus_runs(pg_admin_dsn, tmp_path_factory):
             state.mkdir()
             env = {**os.environ, "PIPELINE_PG_DSN": dsn, "PIPELINE_STATE_DIR": str(state)}
             result = run_luigi(env, "IngestAll", "--pipeline-config-dir", str(root / "config"),
-                               "--export-engine", engine, timeout=1500)
+                               "--export-engine", engine.removesuffix("-binary"), "--export-chunk-format",
+                               "binary" if engine.endswith("-binary") else "csv", timeout=1500)
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / f"corpus-{engine}.log").write_text(result.stdout)
             runs[engine] = (dsn, result.stdout, sources)
@@ -116,7 +121,7 @@ OUTCOMES: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.skipif(not FILES, reason=f"{CORPUS}/data is absent (the parquet-testing corpus)")
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)  # a run: an engine, and its chunk format
 @pytest.mark.parametrize("name", FILES)
 def test_each_corpus_file_loads_exactly_or_is_refused_naming_it(corpus_runs, engine, name):
     dsn, output, sources = corpus_runs[engine]
@@ -155,17 +160,20 @@ def _reason(output: str, name: str) -> str:
 @pytest.mark.skipif(not FILES, reason=f"{CORPUS}/data is absent (the parquet-testing corpus)")
 def test_the_readme_lists_every_corpus_file_with_its_outcome(corpus_runs):
     """The README's corpus table is this run's outcomes (run ``make corpus`` to rewrite it)."""
-    if ENGINES != ("arrow", "spark") or len(OUTCOMES) != len(FILES) * len(ENGINES):
+    if ENGINES != RUNS or len(OUTCOMES) != len(FILES) * len(ENGINES):
         pytest.skip("runs only after every per-file test of this module passed")
-    spark_output = corpus_runs["spark"][1]
-    lines = ["| file | Arrow engine | Spark engine | reason when refused |", "|---|---|---|---|"]
+    lines = ["| file | Arrow engine | Spark engine | Arrow, binary chunks | Spark, binary chunks "
+             "| reason when refused |", "|---|---|---|---|---|---|"]
     for name in FILES:
-        spark = OUTCOMES[name, "spark"]
-        if spark == "loads exactly" and _via_arrow(spark_output, name):
-            spark += " (read by pyarrow: Spark's reader cannot)"
+        outcomes = []
+        for run in RUNS:
+            outcome = OUTCOMES[name, run]
+            if run.startswith("spark") and outcome == "loads exactly" and _via_arrow(corpus_runs[run][1], name):
+                outcome += " (read by pyarrow: Spark's reader cannot)"
+            outcomes.append(outcome)
         refused_by = [e for e in ENGINES if refusal(name, e)]
         reason = _reason(corpus_runs[refused_by[0]][1], name) if refused_by else ""
-        lines.append(f"| `{name}` | {OUTCOMES[name, 'arrow']} | {spark} | {reason} |")
+        lines.append(f"| `{name}` | {' | '.join(outcomes)} | {reason} |")
     table = "\n".join(lines)
     text = README.read_text()
     begin, end = text.index(BEGIN) + len(BEGIN), text.index(END)

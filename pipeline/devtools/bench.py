@@ -12,7 +12,8 @@ Methods (each loads the same dataset into an empty table, timed as a whole proce
 * ``spark-csv-serial`` (original solution 2): Spark's CSV writer, then one COPY per part file;
 * ``spark-jdbc`` (original solution 1): Spark's JDBC writer with the pgjdbc jar;
 * ``pipeline`` / ``pipeline-arrow``: ``luigi --module pipeline IngestTable`` cold, with a fresh state
-  dir, with the Spark or the Arrow export engine; ``pipeline-arrow-budget``: the Arrow engine with a bad-row
+  dir, with the Spark or the Arrow export engine; ``pipeline-binary`` / ``pipeline-arrow-binary``: the same
+  with binary chunks (``[export] chunk_format``); ``pipeline-arrow-budget``: the Arrow engine with a bad-row
   budget (``--max-bad-rows 100``) on data without a bad row - the cost of the quarantine's coordinates;
 * ``append`` (minute datasets): a table holding the dataset's files (loaded with ``--mode append``) gets the
   next minute file appended, with either engine; reported as seconds and as a share of the full load.
@@ -49,6 +50,8 @@ from . import sample
 from .bench_data import copy_inputs, dataset
 from .bench_methods import ADBC, PGPQ, SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
 
+# our pipeline: the Spark engine, the Arrow engine; with binary chunks; with a bad-row budget
+PIPELINES = ("pipeline", "pipeline-arrow", "pipeline-binary", "pipeline-arrow-binary", "pipeline-arrow-budget")
 PGJDBC = sorted(glob.glob(os.path.expanduser("~/.m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
                 + glob.glob("/usr/share/java/postgresql*.jar"))
 
@@ -123,13 +126,14 @@ class Bench:
                 env["PGPASSWORD"] = read_secret(Path(p["passfile"])) or ""
             return (*timed([spark_script(SPARK_JDBC) + [str(folder), PGJDBC[-1], url, p.get("user", "postgres"),
                                                          self.quoted(table)]], env=env), table)
-        if method in ("pipeline", "pipeline-arrow", "pipeline-arrow-budget"):
+        if method in PIPELINES:
             self.execute(sql.SQL("DROP TABLE {}").format(table.identifier()))
             env = {**os.environ, "PIPELINE_PG_DSN": self.dsn, "PIPELINE_STATE_DIR": str(scratch / "state")}
             luigi = str(Path(sys.executable).with_name("luigi"))
             cmd = [luigi, "--module", "pipeline", "IngestTable", "--table", str(table), "--source", str(folder),
                    "--chunk-rows", str(chunk_rows), "--workers", "2", "--local-scheduler",
-                   "--export-engine", "spark" if method == "pipeline" else "arrow"]
+                   "--export-engine", "arrow" if method.startswith("pipeline-arrow") else "spark",
+                   "--export-chunk-format", "binary" if method.endswith("-binary") else "csv"]
             if method == "pipeline-arrow-budget":  # a bad-row budget, though no row is bad
                 cmd += ["--max-bad-rows", "100"]
             return (*timed([cmd], env=env), table)
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--methods", nargs="+",
                         default=["copy-1", "copy-2", "binary-2", "adbc", "pgpq-2", "spark-csv-serial", "spark-jdbc",
-                                 "pipeline", "pipeline-arrow", "pipeline-arrow-budget", "append"])
+                                 *PIPELINES, "append"])
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/bench.md"))
     args = parser.parse_args(argv)
     dsn = client.target_dsn()
