@@ -1,14 +1,15 @@
-"""The per-batch core both engines run: Arrow record batches in, CSV lines and source statistics out.
+"""The per-batch core both engines run: Arrow record batches in, chunk rows and source statistics out.
 
 For every batch: each column's CSV field (PostgreSQL's text form, ``types.text``), the rows the load
-refuses set aside when it has a bad-row budget (``badrows.split``), the lines written back to back, and
-the batch's statistics with the "typed" row hash (``verification.batch``). The Arrow engine runs it in
+refuses set aside when it has a bad-row budget (``badrows.split``), the lines written back to back - or,
+with binary chunks, the rows in PostgreSQL's binary COPY format (``binary``) -, and the batch's
+statistics with the "typed" row hash (``verification.batch``). The Arrow engine runs it in
 its own process on the batches pyarrow reads; the Spark engine runs it on its executors, on the batches
 Spark reads and hands to ``DataFrame.mapInArrow`` (``spark_task``), each task writing one part file of
 the chunk. So both write the same lines and observe the same statistics.
 
 ``spark_task`` is shipped to the executors by value (``engines.spark_session.by_value``): what it
-reaches of this package must import nothing beyond pyarrow, numpy and pyspark.
+reaches of this package must import nothing beyond pyarrow, numpy, pyspark and pgpq.
 """
 
 from __future__ import annotations

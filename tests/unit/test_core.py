@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,19 +60,25 @@ def plan(folder: Path) -> Plan:
                 repeated_leaves=[3], file_leaf_entries=[[4]], file_column="src", row_column="row", budget=5)
 
 
+def _shipped(task, batch: pa.RecordBatch, folder: Path) -> dict:
+    """The task's one result row, run pickled by value where this package cannot be imported."""
+    from pyspark import cloudpickle
+
+    shipped = subprocess.run([sys.executable, "-c", EXECUTOR], input=cloudpickle.dumps((by_value(task), batch)),
+                             capture_output=True, cwd=folder, timeout=120)
+    assert shipped.returncode == 0, shipped.stderr.decode()[-3000:]
+    [result] = json.loads(shipped.stdout)
+    return result
+
+
 def test_the_spark_task_runs_shipped_by_value_and_writes_what_the_arrow_engine_writes(tmp_path):
     whole = plan(tmp_path)
     local = io.BytesIO()
     expected, expected_bad = core.write_batches(whole, [pa.RecordBatch.from_pydict(ROWS, schema=READ)], local)
 
     in_spark = pa.RecordBatch.from_pydict({**ROWS, "_l0": [2, 1, 1]}, schema=SPARK)  # entries of each row's tags
-    task = by_value(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1))
-    from pyspark import cloudpickle
-
-    shipped = subprocess.run([sys.executable, "-c", EXECUTOR], input=cloudpickle.dumps((task, in_spark)),
-                             capture_output=True, cwd=tmp_path, timeout=120)
-    assert shipped.returncode == 0, shipped.stderr.decode()[-3000:]
-    [result] = json.loads(shipped.stdout)
+    result = _shipped(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1), in_spark,
+                      tmp_path)
 
     assert result["part"] == "part-00007.csv"
     assert (tmp_path / "part-00007.csv").read_bytes() == local.getvalue()
@@ -81,6 +88,22 @@ def test_the_spark_task_runs_shipped_by_value_and_writes_what_the_arrow_engine_w
     assert bad == expected_bad and [(b.file, b.row, b.columns) for b in bad] == [("a.parquet", 1, ["name"])]
     assert (strangers, entries) == (0, [4])
     assert not list(tmp_path.glob(".part-*"))  # written under a temporary name, then renamed
+
+
+def test_a_shipped_task_writes_binary_chunks_as_the_arrow_engine_does(tmp_path):
+    whole = replace(plan(tmp_path), budget=None)  # binary chunks: no budget
+    rows = {**ROWS, "name": ["a,\"b\"", "c", None]}
+    local = io.BytesIO()
+    expected, _ = core.write_batches(whole, [pa.RecordBatch.from_pydict(rows, schema=READ)], local, binary=True)
+
+    in_spark = pa.RecordBatch.from_pydict({**rows, "_l0": [2, 1, 1]}, schema=SPARK)
+    result = _shipped(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1, binary=True),
+                      in_spark, tmp_path)
+
+    assert result["part"] == "part-00007.bin"
+    written = (tmp_path / "part-00007.bin").read_bytes()
+    assert written == local.getvalue() and written.startswith(b"PGCOPY\n\xff\r\n\x00")
+    assert core.task_results(whole, [SimpleNamespace(**result)])[0] == expected and expected.rows == 3
 
 
 def test_spark_types_are_read_as_pyarrow_reads_them_or_the_column_is_named():
