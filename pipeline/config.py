@@ -64,7 +64,7 @@ class spark(luigi.Config):  # noqa: N801
 class export(luigi.Config):  # noqa: N801
     engine = luigi.ChoiceParameter(
         choices=["spark", "arrow"], default="spark",
-        description="Who writes the CSV chunks: spark (the default; local or a cluster) or arrow "
+        description="Who reads the Parquet files: spark (the default; local or a cluster) or arrow "
         "(pyarrow in-process, no JVM: for loads one machine handles).",
     )
     chunk_format = luigi.ChoiceParameter(

@@ -99,13 +99,16 @@ def test_a_value_postgres_rejects_names_the_source_file(env, tmp_path, engine):
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
 
 
-@pytest.mark.parametrize("engine", ["spark", "arrow"])
-def test_dates_before_postgres_first_day_are_refused_naming_column_and_chunk(env, tmp_path, engine):
+@pytest.mark.parametrize("engine, chunk_format", [("spark", "csv"), ("arrow", "csv"), ("arrow", "binary")])
+def test_dates_before_postgres_first_day_are_refused_naming_column_and_chunk(env, tmp_path, engine, chunk_format):
     source = tmp_path / "src"
     source.mkdir()
     before = -2_440_588 - 1  # days from 1970-01-01 back to 4714-11-23 BC, the day before Julian day 0
-    pq.write_table(pa.table({"id": [1, 2], "day": pa.array([0, before], pa.date32())}), source / "a.parquet")
-    result = ingest(env, source, "bad.t", 1000, "--export-engine", engine)
+    # and the least timestamp Arrow holds, which the binary format's 2000-based microseconds cannot
+    lowest = pa.array([0, -2**63], pa.timestamp("us"))
+    pq.write_table(pa.table({"id": [1, 2], "day": pa.array([0, before], pa.date32()), "at": lowest}),
+                   source / "a.parquet")
+    result = ingest(env, source, "bad.t", 1000, "--export-engine", engine, "--export-chunk-format", chunk_format)
     assert_clear_failure(result, "column 'day'", "outside PostgreSQL's range", "chunk 0", "'a.parquet'")
     assert not table_exists(env["PIPELINE_PG_DSN"], "bad", "t")
 

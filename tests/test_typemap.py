@@ -136,7 +136,7 @@ def test_years_outside_1_to_9999_load_as_postgres_holds_them(env, tmp_path, engi
     })
     pq.write_table(table, source / "a.parquet")
     out = ok(ingest(env, source, "types.years", 100, "--export-engine", engine, "--export-chunk-format", chunk_format))
-    assert "counts and checksums match" in out
+    assert "counts and checksums match" in out and f"1 {chunk_format.replace('csv', 'CSV')} chunks" in out
     assert_table_matches(env["PIPELINE_PG_DSN"], "types", "years", source)
     texts = query(env["PIPELINE_PG_DSN"], "SELECT d::text, ts::text, tz::text, nested::text FROM types.years "
                                           "WHERE id IN (0, 1, 5) ORDER BY id")
@@ -160,8 +160,9 @@ def test_nanoseconds_are_refused_unless_truncation_is_asked_for(env, tmp_path, e
     pq.write_table(table, source / "a.parquet")
     refused = ingest(env, source, "types.ns", 10, "--export-engine", engine)
     assert_clear_failure(refused, "column 'ts' holds nanoseconds (timestamp[ns])")
-    ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true",
-              "--export-chunk-format", chunk_format))
+    out = ok(ingest(env, source, "types.ns", 10, "--export-engine", engine, "--export-truncate-nanoseconds", "true",
+                    "--export-chunk-format", chunk_format))
+    assert f"1 {chunk_format.replace('csv', 'CSV')} chunks" in out
     loaded = query(env["PIPELINE_PG_DSN"], "SELECT ts::text, tz::text FROM types.ns ORDER BY id")
     assert loaded == [("2023-01-01 00:00:00.123456", "2023-01-01 00:00:00.123456+00"),
                       ("1969-12-31 23:59:59.999999", "1969-12-31 23:59:59.999999+00"),  # rounded down

@@ -1,9 +1,11 @@
-"""The Arrow engine: the CSV chunk export done in-process with pyarrow, no JVM.
+"""The Arrow engine: the chunk export done in-process with pyarrow, no JVM.
 
 pyarrow reads the chunk's files in record batches, and the per-batch core (``core``), which the Spark
 engine runs on its executors too, writes them as one part file and computes their source statistics.
 Rows stream through: memory stays flat however large a chunk or file is. This module also reads the
-source for the Spark engine where Spark cannot (``read_schema``, ``rows_stats``, ``column_checksums``).
+source for the Spark engine: the types its tasks cast Spark's batches to (``read_schema``), the chunks
+Spark cannot read (``export_chunk``), the rows COPY refused (``rows_stats``), per-column checksums after
+a mismatch (``column_checksums``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyarrow.dataset as ds
 
 from .. import badrows, config
 from ..errors import ExportError
-from ..model.chunk import Chunk
+from ..model.chunk import Chunk, part_name
 from ..model.plan import Plan
 from ..types import nested
 from ..types.text import csv_field
@@ -25,7 +27,8 @@ from ..verification.batch import batch_stats
 from ..verification.pghash import hash_sum
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
-from .core import BATCH_ROWS, loadable, part_suffix, write_batches
+from .binary import BinaryEncodingError
+from .core import BATCH_ROWS, loadable, write_batches
 
 
 def _parquet_format() -> ds.ParquetFileFormat:
@@ -128,13 +131,13 @@ def _batches(plan: Plan, index: int):
 def export_chunk(plan: Plan, index: int, folder: Path, binary: bool = False) -> Stats:
     """Write chunk ``index`` of ``plan`` as ``folder/part-00000.csv`` (``.bin``: ``binary``, PostgreSQL's binary
     COPY format); return its source statistics."""
-    path = folder / f"part-00000{part_suffix(binary)}"
+    path = folder / part_name(0, binary)
     try:
         folder.mkdir()
         with open(path, "wb", buffering=4 << 20) as out:
             stats, bad = write_batches(plan, _batches(plan, index), out, binary)
         badrows.write(folder, plan, bad)
-    except (pa.ArrowException, nested.NestedValueError) as exc:
+    except (pa.ArrowException, nested.NestedValueError, BinaryEncodingError) as exc:
         reason = str(exc).strip().split("\n", 1)[0][:500]
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
                           f"(source {plan.describe_chunk(index)}): {reason}") from exc

@@ -44,6 +44,10 @@ def _binary_type(column: Column, t: pa.DataType) -> pa.DataType:
     raise TypeError(f"column {column.name!r} ({column.pg_type}) has no binary COPY encoding")
 
 
+class BinaryEncodingError(ValueError):
+    """pgpq cannot encode a batch."""
+
+
 class BinaryWriter:
     """PostgreSQL's binary COPY format, encoded by pgpq: its header, the rows of each batch, its trailer."""
 
@@ -53,7 +57,7 @@ class BinaryWriter:
     def write(self, batch: pa.RecordBatch, fields: list[pa.Array | None]) -> None:
         order = csv_order(self.columns)  # the COPY's column list, as for CSV
         arrays = [_binary_input(self.columns[i], batch.column(i), fields[i]) for i in order]
-        names = [f"c{i}" for i in order]  # pgpq's encoders are looked up by name: any name will do
+        names = [self.columns[i].name for i in order]  # pgpq's encoders are looked up by name
         encoded = pa.RecordBatch.from_arrays(arrays, names=names)
         if self.encoder is None:
             from pgpq import ArrowToPostgresBinaryEncoder
@@ -65,7 +69,10 @@ class BinaryWriter:
                 if self.columns[i].kind == Kind.JSON else ArrowToPostgresBinaryEncoder.infer_encoder(
                     encoded.schema.field(name)) for i, name in zip(order, names, strict=True)})
             self.out.write(self.encoder.write_header())
-        self.out.write(self.encoder.write_batch(encoded))
+        try:
+            self.out.write(self.encoder.write_batch(encoded))
+        except ValueError as exc:  # pgpq's; the message names the column
+            raise BinaryEncodingError(f"pgpq cannot write a batch in PostgreSQL's binary COPY format ({exc})") from exc
 
     def close(self) -> None:
         self.out.write(self.encoder.finish())

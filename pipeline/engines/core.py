@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import badrows
+from ..model.chunk import part_name
 from ..model.plan import Plan
 from ..types import nested
 from ..types.mapping import Column, csv_order
@@ -32,15 +33,10 @@ from ..types.text import csv_field
 from ..verification.batch import batch_stats
 from ..verification.rowhash import Checksum, HashKind, hash_kind
 from ..verification.stats import Stats, combine
-from .binary import BinaryWriter
+from .binary import BinaryEncodingError, BinaryWriter
 
 CHECKSUM = Checksum.TYPED
 BATCH_ROWS = 131_072
-
-
-def part_suffix(binary: bool) -> str:
-    """A chunk part file's suffix: what its COPY reads it as (``postgres.staging.copy_statement``)."""
-    return ".bin" if binary else ".csv"
 
 
 def loadable(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -73,7 +69,8 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
     PostgreSQL's binary COPY format; return their source statistics and, with a budget, the bad rows set aside
     (the statistics are those of the rows written). ``batches`` holds at least one batch (an empty one will do:
     the binary format's header needs the columns' types). A load with a budget writes CSV."""
-    assert not (binary and plan.quarantine), "COPY finds the rows it refuses by their CSV line"
+    if binary and plan.quarantine:
+        raise ValueError("a load with a bad-row budget writes CSV chunks: COPY finds the rows it refuses by their line")
     parts: list[Stats] = []
     bad: list[badrows.BadRow] = []
     writer = BinaryWriter(plan.columns, out) if binary else None
@@ -85,11 +82,13 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
         if found:  # set aside (a budget): the rest is loaded, and its statistics are the source's
             batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
             bad += found
+        parts.append(batch_stats(plan.columns, batch, fields, CHECKSUM))
+        if parts[-1].refusals(plan.columns):
+            continue  # not written: the export refuses the chunk, naming the values (``steps.export``)
         if writer:
             writer.write(batch, fields)
         else:
             _write(out, _lines(plan.columns, fields))
-        parts.append(batch_stats(plan.columns, batch, fields, CHECKSUM))
     if writer:
         writer.close()
     stats = combine(parts, plan.columns)
@@ -102,6 +101,11 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
 # One row per task of a chunk's export: what ``spark_task`` wrote and observed, or why it could not
 TASK_RESULT = ("part string, stats string, bad string, strangers long, entries string, error string, "
                "unconformable boolean")
+
+
+_RESULT_SCHEMA = pa.schema([("part", pa.string()), ("stats", pa.string()), ("bad", pa.string()),
+                            ("strangers", pa.int64()), ("entries", pa.string()), ("error", pa.string()),
+                            ("unconformable", pa.bool_())])
 
 
 class Unconformable(Exception):
@@ -160,18 +164,19 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
     """The function ``mapInArrow`` runs on each task of chunk ``folder``'s export: its batches hold the plan's
     columns (Spark's types; ``schema``: pyarrow's) then ``leaves`` level-entry counts. It writes the task's rows
     as ``folder/part-<partition>.csv`` (``.bin``: ``binary``; by a rename, so a retried task replaces its part
-    whole) and returns one
-    row (``TASK_RESULT``): the part's name, its statistics and bad rows as JSON, the rows whose file name is not
-    one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per repeated leaf. A failure the
-    load expects (a value it cannot write, a type Spark reads otherwise) is returned as ``error`` instead of
-    raised: Spark would log it with its traceback, and fail the job before the other tasks' results are read."""
+    whole) and returns one row (``TASK_RESULT``): the part's name, its statistics and bad rows as JSON, the rows
+    whose file name is not one of the chunk's ``files`` (Spark's ``_metadata``), and the entries counted per
+    repeated leaf. A failure the load expects (a value it cannot write, a type Spark reads otherwise) is returned
+    as ``error`` instead of raised: Spark would log it with its traceback, and fail the job before the other
+    tasks' results are read. Any other failure is raised, with its traceback; either way no part is left
+    half-written."""
     width = len(schema)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         context = TaskContext.get()
-        name = f"part-{context.partitionId():05d}{part_suffix(binary)}"
+        name = part_name(context.partitionId(), binary)
         tmp = os.path.join(folder, f".{name}.{context.attemptNumber()}.tmp")
         entries = [0] * leaves
         strangers = 0
@@ -192,15 +197,16 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
         try:
             with open(tmp, "wb", buffering=4 << 20) as out:
                 stats, bad = write_batches(plan, conformed(), out, binary)
-        except (Unconformable, pa.ArrowException, nested.NestedValueError) as exc:
-            os.unlink(tmp)
-            result.update(error=str(exc).strip().split("\n", 1)[0][:500] or type(exc).__name__,
-                          unconformable=isinstance(exc, Unconformable))
-        else:
             os.replace(tmp, os.path.join(folder, name))
             result.update(stats=json.dumps(stats.to_json()), bad=json.dumps([b._asdict() for b in bad]),
                           strangers=strangers, entries=json.dumps(entries))
-        yield pa.RecordBatch.from_pylist([result])
+        except (Unconformable, pa.ArrowException, nested.NestedValueError, BinaryEncodingError) as exc:
+            result.update(error=str(exc).strip().split("\n", 1)[0][:500] or type(exc).__name__,
+                          unconformable=isinstance(exc, Unconformable))
+        finally:  # any failure: no half-written part left in the chunk
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        yield pa.RecordBatch.from_pylist([result], schema=_RESULT_SCHEMA)
 
     return run
 

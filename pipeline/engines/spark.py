@@ -2,8 +2,9 @@
 
 Spark reads and partitions the chunk's files and hands each task's rows to ``DataFrame.mapInArrow`` as Arrow
 record batches; there the per-batch core (``core``, the Arrow engine's own code, shipped to the executors by
-value) writes the task's part of the chunk as CSV and computes its source statistics. So both engines write
-the same lines, with the same checksums, and on a cluster the executors do the work. Spark's reading is
+value) writes the task's part of the chunk (CSV, or PostgreSQL's binary COPY format) and computes its
+source statistics. So both engines write the same rows, with the same checksums, and on a cluster the
+executors do the work. Spark's reading is
 checked against the footers (rows, list and map entries, file names); where it reads other than they say,
 or cannot read the files, pyarrow exports the chunk instead (``_with_arrow``).
 """
@@ -115,6 +116,7 @@ def export_chunk(plan: Plan, index: int, folder: Path, binary: bool = False) -> 
     chunk = Chunk(plan.load_id, index)
     paths = [_hadoop_path(p) for p in plan.chunk_paths(index)]
     files = [plan.files[i].name for i in plan.chunks[index]]
+    # the types pyarrow reads the files as: planning has read every footer with pyarrow already
     task = core.spark_task(core.task_plan(plan), str(folder), arrow.read_schema(plan, index), files,
                            len(plan.repeated_leaves), binary)
     spark.sparkContext.setJobDescription(f"{plan.table} {chunk.dirname}")
@@ -168,5 +170,7 @@ def _with_arrow(plan: Plan, index: int, folder: Path, binary: bool, reason: str)
 
 
 def _first_line(exc: Exception) -> str:
+    """Spark's error in one line: for a failure in a Python worker, the exception its traceback ends with."""
     text = str(exc).strip()
-    return text.split("\n", 1)[0][:500] if text else type(exc).__name__
+    raised = re.findall(r"^(\w+(?:Error|Exception): .*)$", text, re.MULTILINE) if "Traceback" in text else []
+    return (raised[-1] if raised else text.split("\n", 1)[0] if text else type(exc).__name__)[:500]

@@ -44,7 +44,8 @@ def session():
                 .config("spark.sql.caseSensitive", "true")  # "A" and "a" are two PostgreSQL columns
                 .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
                 .config("spark.sql.timeType.enabled", "true")  # Parquet TIME(MICROS) columns
-                .config("spark.sql.legacy.parquet.nanosAsLong", "true")  # see source_value
+                # nanosecond timestamps as longs, which the core casts back (``core._conform``)
+                .config("spark.sql.legacy.parquet.nanosAsLong", "true")
                 # Dates and timestamps are proleptic Gregorian in Arrow and PostgreSQL: never "rebase" them.
                 .config("spark.sql.parquet.datetimeRebaseModeInRead", "CORRECTED")
                 .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")

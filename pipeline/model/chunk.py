@@ -1,8 +1,8 @@
-"""A chunk: one CSV part of a load, loaded into PostgreSQL in one transaction; and the manifest of a
+"""A chunk: one part of a load, loaded into PostgreSQL in one transaction; and the manifest of a
 chunk set, written when every chunk is exported.
 
-A ``Chunk`` owns its names - its folder inside the chunk set and its ledger key - so nothing else
-formats them.
+A ``Chunk`` owns its names - its folder inside the chunk set, its ledger key, and (``part_name``)
+its part files, CSV or PostgreSQL's binary COPY format - so nothing else formats them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,18 @@ from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
 from .load import MANIFEST
 
+BINARY = ".bin"  # the suffix of a part file in PostgreSQL's binary COPY format ([export] chunk_format)
+
+
+def part_name(number: int, binary: bool) -> str:
+    """The name of a chunk's part file ``number`` (Spark writes one per task), CSV or ``binary``."""
+    return f"part-{number:05d}{BINARY if binary else '.csv'}"
+
+
+def is_binary(part: Path) -> bool:
+    """Whether a part file is in PostgreSQL's binary COPY format (else CSV): what its COPY reads it as."""
+    return part.suffix == BINARY
+
 
 class Chunk(NamedTuple):
     load_id: str
@@ -28,7 +40,7 @@ class Chunk(NamedTuple):
         return f"chunk-{self.index:05d}"
 
     def files(self, chunk_set: Path) -> list[Path]:
-        """The chunk's CSV part files (Spark may split one chunk over several)."""
+        """The chunk's part files (Spark may split one chunk over several)."""
         folder = chunk_set / self.dirname
         return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix != ".crc")
 

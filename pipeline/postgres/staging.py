@@ -10,7 +10,7 @@ from psycopg2 import sql
 
 from .. import badrows, config, faults
 from ..errors import ChunkAlreadyLoaded, VerificationError
-from ..model.chunk import Chunk
+from ..model.chunk import Chunk, is_binary
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import Column, csv_order
@@ -62,7 +62,7 @@ def copy_statement(table: sql.Composable, columns: list[Column], part: Path) -> 
     (``[export] chunk_format``), from the client, columns named in the export's ``csv_order``."""
     names = sql.SQL(", ").join(sql.Identifier(columns[i].name) for i in csv_order(columns))
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(
-        table, names, sql.SQL("binary" if part.suffix == ".bin" else "csv"))
+        table, names, sql.SQL("binary" if is_binary(part) else "csv"))
 
 
 def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int, bad: list[dict] = ()) -> None:

@@ -17,12 +17,12 @@ an empty one is ``[]`` or ``{}``; a NULL inside is JSON ``null``.
 Refused, naming the column: a string holding NUL (jsonb cannot store ``\\u0000``) and a map
 holding one key twice (jsonb keeps one) - both written with a raw control character no
 valid text holds (NUL as it is, ``DUPLICATE_KEY`` in front), which the export counts and
-refuses naming the column and chunk (``verification.stats.Refusal``), with no error inside Spark's
-UDF - and, while planning, a struct with two fields of one name.
+refuses naming the column and chunk (``verification.stats.Refusal``) - and, while planning, a
+struct with two fields of one name.
 
-The Arrow engine calls ``json_texts`` on each batch; the Spark engine runs the same
-function in an Arrow UDF, so both engines write the same text. (The UDF ships this module
-by value: what ``json_texts`` uses must not import the rest of the package.)
+The per-batch core (``engines.core``) calls ``json_texts`` on each batch, in the Arrow engine's
+process or on Spark's executors, so both engines write the same text. (Spark's tasks get this
+module by value: what ``json_texts`` uses must not import the rest of the package.)
 """
 
 from __future__ import annotations

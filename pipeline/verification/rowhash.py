@@ -1,13 +1,14 @@
 """The row hashes a checksum can sum (the chunk manifest names the one its statistics use).
 
-* ``md5`` (the Spark engine's): MD5 (first 60 bits) of the row's CSV fields except floats (the "head" of
-  the line, see ``types.mapping.csv_order``), the very string Spark writes; PostgreSQL rebuilds it from the
-  loaded values in its own text output (``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``);
-* ``typed`` (the Arrow engine's): per column, PostgreSQL's own hash of the value as it stores it
-  (``hashint8extended`` of a bigint, ``timestamp_hash_extended`` of a timestamp, ...; numerics, bytea
-  and jsonb by their text), seeded with the column's position, XORed across the row (``HashKind``,
-  computed by ``pghash``). The server hashes values without printing them, about four times cheaper
-  than rebuilding the text;
+* ``md5`` (the Spark engine's before it ran the per-batch core; its loads still verify): MD5 (first
+  60 bits) of the row's CSV fields except floats (the "head" of the line, see ``types.mapping.csv_order``),
+  the very string Spark wrote; PostgreSQL rebuilds it from the loaded values in its own text output
+  (``DateStyle=ISO``, ``TimeZone=UTC``, ``bytea_output=hex``);
+* ``typed`` (both engines', computed by their per-batch core): per column, PostgreSQL's own hash of the
+  value as it stores it (``hashint8extended`` of a bigint, ``timestamp_hash_extended`` of a timestamp,
+  ...; numerics, bytea and jsonb by their text), seeded with the column's position, XORed across the row
+  (``HashKind``, computed by ``pghash``). The server hashes values without printing them, about four
+  times cheaper than rebuilding the text;
 * ``hashtext`` (loads exported by earlier versions): ``hashtextextended`` of the head.
 """
 

@@ -115,3 +115,33 @@ def test_spark_types_are_read_as_pyarrow_reads_them_or_the_column_is_named():
     batch = pa.RecordBatch.from_pydict({"d": [Decimal("1.5")]}, schema=pa.schema([("d", pa.decimal128(5, 1))]))
     with pytest.raises(core.Unconformable, match="Spark read column 'd' as decimal128.5, 1., which does not convert"):
         core._conform(batch, pa.schema([("d", pa.int32())]))
+
+
+def _run_here(task, batches=()) -> dict:
+    """The task run in this process, as partition 7 of a Spark job (no batch: a task of no rows)."""
+    from pyspark import TaskContext
+
+    TaskContext.from_json({"stageId": 0, "partitionId": 7, "attemptNumber": 0, "taskAttemptId": 1, "cpus": 1,
+                           "resources": {}, "localProperties": {}})
+    try:
+        return pa.Table.from_batches(list(task(iter(batches)))).to_pylist()[0]
+    finally:
+        TaskContext._setTaskContext(None)
+
+
+def test_a_task_of_no_rows_writes_a_valid_empty_part(tmp_path):
+    whole = replace(plan(tmp_path), budget=None)
+    result = _run_here(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1, binary=True))
+    written = (tmp_path / "part-00007.bin").read_bytes()
+    assert written.startswith(b"PGCOPY\n\xff\r\n\x00") and written.endswith(b"\xff\xff")  # header, trailer
+    stats, _, strangers, entries = core.task_results(whole, [SimpleNamespace(**result)])
+    assert (stats.rows, strangers, entries, result["error"]) == (0, 0, [0], None)
+
+
+def test_a_task_that_cannot_read_its_batches_says_why_and_leaves_no_part(tmp_path):
+    whole = plan(tmp_path)
+    wrong = pa.schema([pa.field(f.name, pa.int32() if f.name == "name" else f.type) for f in READ])  # planned
+    in_spark = pa.RecordBatch.from_pydict({**ROWS, "_l0": [2, 1, 1]}, schema=SPARK)
+    result = _run_here(core.spark_task(core.task_plan(whole), str(tmp_path), wrong, ["a.parquet"], 1), [in_spark])
+    assert result["unconformable"] and "Spark read column 'name' as string" in result["error"]
+    assert not list(tmp_path.iterdir())
