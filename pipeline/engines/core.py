@@ -83,8 +83,8 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
             batch, fields = batch.filter(keep), [f.filter(keep) for f in fields]
             bad += found
         parts.append(batch_stats(plan.columns, batch, fields, CHECKSUM))
-        if parts[-1].refusals(plan.columns):
-            continue  # not written: the export refuses the chunk, naming the values (``steps.export``)
+        if parts[-1].refusals(plan.columns):  # its rows are not written: the export refuses the chunk, naming them
+            batch, fields = batch.slice(0, 0), [f if f is None else f.slice(0, 0) for f in fields]
         if writer:
             writer.write(batch, fields)
         else:
