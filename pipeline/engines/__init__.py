@@ -2,8 +2,8 @@
 
 Both run the same per-batch core (``core``) on what they read: they write the same rows (one
 CSV line per row in PostgreSQL's text forms, or its binary COPY format: ``[export] chunk_format``)
-and observe the same source statistics,
-with the same row hash (``core.CHECKSUM``), so a load verifies the same way whichever wrote it.
+and observe the same source statistics, with the same row hash (``core.CHECKSUM``), so a load
+verifies the same way whichever wrote it.
 Chunks are exported ``[export] parallel_jobs`` at a time; each is announced as soon as
 it is complete, so its COPY can start while later chunks are still being written.
 """

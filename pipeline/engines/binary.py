@@ -53,12 +53,12 @@ class BinaryWriter:
 
     def __init__(self, columns: list[Column], out: BinaryIO):
         self.columns, self.out, self.encoder = columns, out, None
+        self.order = csv_order(columns)  # the COPY's column list, as for CSV
+        self.names = [columns[i].name for i in self.order]  # pgpq's encoders are looked up by name
 
     def write(self, batch: pa.RecordBatch, fields: list[pa.Array | None]) -> None:
-        order = csv_order(self.columns)  # the COPY's column list, as for CSV
-        arrays = [_binary_input(self.columns[i], batch.column(i), fields[i]) for i in order]
-        names = [self.columns[i].name for i in order]  # pgpq's encoders are looked up by name
-        encoded = pa.RecordBatch.from_arrays(arrays, names=names)
+        arrays = [_binary_input(self.columns[i], batch.column(i), fields[i]) for i in self.order]
+        encoded = pa.RecordBatch.from_arrays(arrays, names=self.names)
         if self.encoder is None:
             from pgpq import ArrowToPostgresBinaryEncoder
             from pgpq.encoders import LargeStringEncoderBuilder
@@ -67,7 +67,7 @@ class BinaryWriter:
             self.encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(encoded.schema, {
                 name: LargeStringEncoderBuilder.new_with_output(encoded.schema.field(name), Jsonb())
                 if self.columns[i].kind == Kind.JSON else ArrowToPostgresBinaryEncoder.infer_encoder(
-                    encoded.schema.field(name)) for i, name in zip(order, names, strict=True)})
+                    encoded.schema.field(name)) for i, name in zip(self.order, self.names, strict=True)})
             self.out.write(self.encoder.write_header())
         try:
             self.out.write(self.encoder.write_batch(encoded))

@@ -98,14 +98,13 @@ def write_batches(plan: Plan, batches: Iterable[pa.RecordBatch], out: BinaryIO,
 
 # --- on Spark's executors ---------------------------------------------------------------------------------
 
-# One row per task of a chunk's export: what ``spark_task`` wrote and observed, or why it could not
-TASK_RESULT = ("part string, stats string, bad string, strangers long, entries string, error string, "
-               "unconformable boolean")
-
-
+# One row per task of a chunk's export: what ``spark_task`` wrote and observed, or why it could not; and the
+# same as the schema Spark is told (``mapInArrow``'s DDL)
 _RESULT_SCHEMA = pa.schema([("part", pa.string()), ("stats", pa.string()), ("bad", pa.string()),
                             ("strangers", pa.int64()), ("entries", pa.string()), ("error", pa.string()),
                             ("unconformable", pa.bool_())])
+TASK_RESULT = ", ".join(f"{f.name} {({pa.string(): 'string', pa.int64(): 'long', pa.bool_(): 'boolean'})[f.type]}"
+                        for f in _RESULT_SCHEMA)
 
 
 class Unconformable(Exception):
@@ -171,6 +170,7 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
     tasks' results are read. Any other failure is raised, with its traceback; either way no part is left
     half-written."""
     width = len(schema)
+    names = pa.array(files, pa.string())
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -188,7 +188,7 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
                     entries[k] += pc.sum(batch.column(width + k)).as_py() or 0
                 batch = _conform(batch.select(range(width)), schema)
                 if plan.file_column:
-                    named = pc.is_in(batch.column(plan.file_column), pa.array(files, pa.string()))
+                    named = pc.is_in(batch.column(plan.file_column), names)
                     strangers += batch.num_rows - (pc.sum(named).as_py() or 0)
                 yield batch
 

@@ -4,9 +4,9 @@ Spark reads and partitions the chunk's files and hands each task's rows to ``Dat
 record batches; there the per-batch core (``core``, the Arrow engine's own code, shipped to the executors by
 value) writes the task's part of the chunk (CSV, or PostgreSQL's binary COPY format) and computes its
 source statistics. So both engines write the same rows, with the same checksums, and on a cluster the
-executors do the work. Spark's reading is
-checked against the footers (rows, list and map entries, file names); where it reads other than they say,
-or cannot read the files, pyarrow exports the chunk instead (``_with_arrow``).
+executors do the work. Spark's reading is checked against the footers (rows, list and map entries, file
+names); where it reads other than they say, or cannot read the files, pyarrow exports the chunk instead
+(``_with_arrow``).
 """
 
 from __future__ import annotations
