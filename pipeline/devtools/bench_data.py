@@ -69,9 +69,9 @@ def dataset(kind: str, size: int) -> Path:
 # --- methods ------------------------------------------------------------------------------------------------
 
 
-def copy_inputs(dsn: str, table, folder: Path) -> None:
-    """The COPY limit's input, from a loaded table: its rows as one CSV file and as two halves, and as two halves
-    in the binary COPY format (the table's first and second half of pages)."""
+def copy_inputs(dsn: str, table, folder: Path, whole: bool = True) -> None:
+    """The COPY limit's input, from a loaded table: its rows as one CSV file (``whole``: kept for ``copy-1``) and as
+    two halves, and as two halves in the binary COPY format (the table's first and second half of pages)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.chmod(folder, 0o777)
@@ -84,6 +84,8 @@ def copy_inputs(dsn: str, table, folder: Path) -> None:
             size = os.fstat(src.fileno()).st_size
             a.write(src.read(size // 2) + src.readline())
             shutil.copyfileobj(src, b, 4 << 20)
+        if not whole:  # the full set's is 6 GB
+            os.unlink(folder / "all.csv")
         with conn.cursor() as cur:
             cur.execute("SELECT greatest(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
                         (table.identifier().as_string(conn),))
