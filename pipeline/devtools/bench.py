@@ -94,8 +94,8 @@ class Bench:
         finally:
             conn.close()
 
-    def run(self, method: str, folder: Path, plan, chunk_rows: int) -> tuple[float, int, TableName]:
-        """Load ``folder`` with ``method``; returns (seconds, peak MiB, loaded table)."""
+    def run(self, method: str, folder: Path, plan, chunk_rows: int) -> tuple[float, int, float, TableName]:
+        """Load ``folder`` with ``method``; returns (seconds, peak MiB, busy CPU seconds, loaded table)."""
         table = self.empty_table(method.replace("-", "_"), plan.columns)
         scratch = self.work / method
         shutil.rmtree(scratch, ignore_errors=True)
@@ -154,9 +154,9 @@ class Bench:
         cmd = [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline", "IngestTable", "--table",
                str(table), "--source", str(src), "--mode", "append", "--chunk-rows", "1000000", "--workers", "2",
                "--local-scheduler", "--export-engine", engine]
-        first, _ = timed([cmd], env=env)
+        first, *_ = timed([cmd], env=env)
         sample.generate(src, 1, first=len(files))
-        seconds, _ = timed([cmd], env=env)
+        seconds, *_ = timed([cmd], env=env)
         return first, seconds, self.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier()))[0][0]
 
     def scan_seconds(self, method: str) -> float | None:
@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"machine: {os.cpu_count()} cores, {_mem_gib()} GiB; PostgreSQL at {client.describe(dsn)}; "
              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; repeat {args.repeat} (median)", "",
              "| dataset | method | seconds | rows/s | × COPY limit (copy-2) | verify scan s (share) "
-             "| peak MiB (process tree) | exact |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "| peak MiB (process tree) | CPU s, all cores (cores busy) | exact |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     print("\n".join(lines), flush=True)
     datasets = [("wide", n) for n in args.rows] + [("minutes", n) for n in args.minutes]
     appended = []
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         for method in ["pipeline"] + [m for m in args.methods if m not in ("pipeline", "append")]:
             runs = []
             for _ in range(args.repeat):
-                seconds, peak, table = bench.run(method, folder, plan, chunk_rows)
-                runs.append((seconds, peak, bench.scan_seconds(method)))
-            seconds = statistics.median(r[0] for r in runs)
+                seconds, peak, cpu, table = bench.run(method, folder, plan, chunk_rows)
+                runs.append((seconds, peak, bench.scan_seconds(method), cpu))
+            seconds, cpu = statistics.median(r[0] for r in runs), statistics.median(r[3] for r in runs)
             peak = max(r[1] for r in runs)
             scans = [r[2] for r in runs if r[2] is not None]
             scan = f"{statistics.median(scans):.1f} ({statistics.median(scans) / seconds:.0%})" if scans else "-"
@@ -217,15 +217,13 @@ def main(argv: list[str] | None = None) -> int:
                 copy_inputs(dsn, table, bench.work / "csv", whole="copy-1" in args.methods)
             exact = "yes" if stats == reference else ("rows only" if stats.rows == rows else "NO")
             bench.execute(sql.SQL("DROP TABLE {}").format(table.identifier()))  # the full set: ~8 GB a table
-            results[method] = (seconds, peak, exact, scan)
+            results[method] = (seconds, peak, exact, scan, cpu)
         limit = results.get("copy-2", (None,))[0]
-        for method in args.methods:
-            if method not in results:
-                continue
-            seconds, peak, exact, scan = results[method]
+        for method in [m for m in args.methods if m in results] + [m for m in results if m not in args.methods]:
+            seconds, peak, exact, scan, cpu = results[method]  # the reference ("pipeline") too, as it ran
             ratio = f"{seconds / limit:.2f}" if limit else "-"
             line = (f"| {kind} {rows:,} | {method} | {seconds:.1f} | {rows / seconds:,.0f} | {ratio} | {scan} | "
-                    f"{peak or '-'} | {exact} |")
+                    f"{peak or '-'} | {cpu:.1f} ({cpu / seconds:.2f}) | {exact} |")
             lines.append(line)
             print(line, flush=True)
         if kind == "minutes" and "append" in args.methods:

@@ -35,9 +35,19 @@ def tree_rss_mib(root: int) -> int:
     return total >> 20
 
 
-def timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int]:
-    """(seconds, peak resident memory of the whole process tree in MiB) of commands run at once."""
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot, all cores (``/proc/stat``): over a method, the work of
+    its processes and of the PostgreSQL backends serving them, nothing else running."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int, float]:
+    """(seconds, peak resident memory of the whole process tree in MiB, busy CPU seconds of the machine) of
+    commands run at once."""
     logs = [tempfile.TemporaryFile("w+") for _ in cmds]
+    busy = busy_cpu_seconds()
     started = time.monotonic()
     procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
              for cmd, log in zip(cmds, logs, strict=True)]
@@ -45,13 +55,13 @@ def timed(cmds: list[list[str]], env: dict | None = None) -> tuple[float, int]:
     while any(p.poll() is None for p in procs):
         peak = max(peak, sum(tree_rss_mib(p.pid) for p in procs))
         time.sleep(0.2)
-    seconds = time.monotonic() - started
+    seconds, busy = time.monotonic() - started, busy_cpu_seconds() - busy
     for proc, cmd, log in zip(procs, cmds, logs, strict=True):
         if proc.returncode != 0:
             log.seek(0)
             raise RuntimeError(f"{' '.join(cmd[:6])} failed:\n{log.read()[-3000:]}")
         log.close()
-    return seconds, peak
+    return seconds, peak, busy
 
 
 # libpq's environment variables for the DSN parameters: the commands get the DSN this way, so no command line
