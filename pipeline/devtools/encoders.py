@@ -19,16 +19,14 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pgpq import ArrowToPostgresBinaryEncoder as Encoder
-from pgpq.encoders import LargeStringEncoderBuilder
-from pgpq.schema import Jsonb
 
-from ..engines.binary import BinaryWriter, _binary_input
+from ..engines.binary import BinaryWriter, _binary_input, encoder
 from ..engines.core import loadable
 from ..types.mapping import pg_column
+from ..verification.batch import PG_EPOCH_DAYS as _EPOCH_DAYS
+from ..verification.batch import PG_EPOCH_MICROS as _EPOCH_MICROS
 from .bench_data import wide_batch
 
-_EPOCH_DAYS, _EPOCH_MICROS = 10_957, 946_684_800_000_000  # 1970-01-01 -> 2000-01-01, PostgreSQL's epoch
 _FIXED = {pa.int16(): ("i2", 0), pa.int32(): ("i4", 0), pa.int64(): ("i8", 0), pa.float32(): ("f4", 0),
           pa.float64(): ("f8", 0), pa.date32(): ("i4", _EPOCH_DAYS), pa.time64("us"): ("i8", 0)}
 
@@ -164,10 +162,9 @@ def encode_batch(batch: pa.RecordBatch, jsonb: set[str]) -> bytes:
 def pgpq_tuples(batch: pa.RecordBatch, jsonb: set[str]) -> bytes:
     """pgpq's tuples for the batch, its encoders chosen as ``BinaryWriter`` chooses them (it holds small output
     back until ``finish``: the batch's and the finish's bytes, without the trailer)."""
-    encoder = Encoder.new_with_encoders(batch.schema, {f.name: LargeStringEncoderBuilder.new_with_output(f, Jsonb())
-                                        if f.name in jsonb else Encoder.infer_encoder(f) for f in batch.schema})
-    encoder.write_header()
-    return (encoder.write_batch(batch) + encoder.finish()).removesuffix(trailer())  # if pgpq ended otherwise: seen
+    theirs = encoder(batch.schema, jsonb)  # as BinaryWriter makes it
+    theirs.write_header()
+    return (theirs.write_batch(batch) + theirs.finish()).removesuffix(trailer())  # if pgpq ended otherwise: seen
 
 
 def edge_batch(rows: int | None = None) -> tuple[pa.RecordBatch, set[str]]:

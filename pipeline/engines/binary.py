@@ -44,6 +44,18 @@ def _binary_type(column: Column, t: pa.DataType) -> pa.DataType:
     raise TypeError(f"column {column.name!r} ({column.pg_type}) has no binary COPY encoding")
 
 
+def encoder(schema: pa.Schema, jsonb: set[str]):
+    """pgpq's encoder of batches of ``schema`` (``_binary_input``'s types), the columns named in ``jsonb`` (large
+    strings) sent as jsonb."""
+    from pgpq import ArrowToPostgresBinaryEncoder
+    from pgpq.encoders import LargeStringEncoderBuilder
+    from pgpq.schema import Jsonb
+
+    return ArrowToPostgresBinaryEncoder.new_with_encoders(schema, {
+        f.name: LargeStringEncoderBuilder.new_with_output(f, Jsonb()) if f.name in jsonb
+        else ArrowToPostgresBinaryEncoder.infer_encoder(f) for f in schema})
+
+
 class BinaryEncodingError(ValueError):
     """pgpq cannot encode a batch."""
 
@@ -60,14 +72,8 @@ class BinaryWriter:
         arrays = [_binary_input(self.columns[i], batch.column(i), fields[i]) for i in self.order]
         encoded = pa.RecordBatch.from_arrays(arrays, names=self.names)
         if self.encoder is None:
-            from pgpq import ArrowToPostgresBinaryEncoder
-            from pgpq.encoders import LargeStringEncoderBuilder
-            from pgpq.schema import Jsonb
-
-            self.encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(encoded.schema, {
-                name: LargeStringEncoderBuilder.new_with_output(encoded.schema.field(name), Jsonb())
-                if self.columns[i].kind == Kind.JSON else ArrowToPostgresBinaryEncoder.infer_encoder(
-                    encoded.schema.field(name)) for i, name in zip(self.order, self.names, strict=True)})
+            self.encoder = encoder(encoded.schema, {self.columns[i].name for i in self.order
+                                                    if self.columns[i].kind == Kind.JSON})
             self.out.write(self.encoder.write_header())
         try:
             self.out.write(self.encoder.write_batch(encoded))
