@@ -9,14 +9,16 @@ answers there, on the local scheduler otherwise, and exits non-zero if anything 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
 
 import luigi
+import pyarrow.parquet as pq
 from luigi.cmdline_parser import CmdlineParser
 
-from . import config, logs
+from . import badrows, config, logs
 from .errors import PipelineError
 from .ingest import IngestAll
 from .model.naming import TableName
@@ -35,7 +37,7 @@ def _scheduler_up() -> bool:
 
 def _published_rows() -> dict[str, tuple[str, int]]:
     with client.connection() as conn:
-        return {spec.table: state.published_info(conn, TableName.parse(spec.table)) for spec in catalog.load_tables()}
+        return {spec.table: state.published_load(conn, TableName.parse(spec.table)) for spec in catalog.load_tables()}
 
 
 def _quarantined() -> dict[str, int]:
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED after {seconds:.1f} s: see the errors above; rerun to resume", file=sys.stderr)
         return 1
     after = _published_rows()
-    modes = {spec.table: spec.mode for spec in catalog.load_tables()}
+    modes = {spec.table: spec.options.mode for spec in catalog.load_tables()}
     scheduler = "local scheduler" if local else "luigid"
     loaded = 0
     print(f"\nIngestAll finished in {seconds:.1f} s ({scheduler}, target {client.describe(client.target_dsn())})")
@@ -111,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return show_status(args.pending)
     if args.command == "quarantine":
-        from .quarantined import show
-
-        return show(args.table, args.parquet)
+        return show_quarantine(args.table, args.parquet)
     return run(args)
 
 
@@ -129,3 +129,44 @@ def show_status(pending: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def show_quarantine(table: str, parquet: str = "") -> int:
+    """``python -m pipeline quarantine TABLE``: the table's quarantined rows - file, row, row group, columns,
+    reason - and with ``--parquet OUT`` those rows as the source files hold them, in their schema: fix them, drop
+    the file into the source folder, and the next load takes them."""
+    from .status import table_text
+
+    try:
+        target = TableName.parse(table)
+        with client.connection() as conn:
+            rows = quarantine.listing(conn, target)
+        if not rows:
+            print(f"{target}: no quarantined rows")
+            return 0
+        print(table_text(("file", "row", "row group", "columns", "reason", "found by", "load"),
+                       [(r.file, f"{r.row:,}", "-" if r.row_group is None else r.row_group, ",".join(r.columns),
+                         r.reason, r.found_by, r.load_id) for r in rows]))
+        print(f"\n{len(rows):,} quarantined rows in {target}")
+        if parquet:
+            _write_quarantined(rows, parquet)
+    except (PipelineError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_quarantined(rows: list[quarantine.Quarantined], path: str) -> None:
+    """The rows as their source files hold them, in one Parquet file: one row per (file, row) however many loads
+    quarantined it."""
+    folders = sorted({r.source for r in rows})
+    if len(folders) > 1:
+        raise badrows.Changed(f"the quarantined rows come from {len(folders)} source folders; load each on its own")
+    wanted = list({(r.file, r.row): (r.file, r.row, r.size, r.mtime_ns) for r in rows}.values())
+    table = badrows.original_rows(folders[0], wanted, int96_unit="us")  # INT96 out of range as nanoseconds
+    if os.path.abspath(os.path.dirname(path) or ".") == os.path.abspath(folders[0]):
+        raise badrows.Changed(f"{path!r} is in the source folder itself: write it elsewhere, fix it, then move it "
+                              "there")
+    pq.write_table(table, path)
+    print(f"wrote {table.num_rows:,} rows to {path!r}, in the schema of the files in {folders[0]!r}: fix them, then "
+          "move the file into that folder")

@@ -51,8 +51,7 @@ class spark(luigi.Config):  # noqa: N801
     master = luigi.Parameter(default="local[*]", description="Spark master URL.")
     driver_memory = luigi.Parameter(default="2g", description="spark.driver.memory")
     # Default: on under luigid, whose visualiser links to it; off with --local-scheduler, because the UI answers
-    # every user of the machine (the embedded default answers its own user only). Not for its cost: Spark's start
-    # and a first job took 10.3 s with it and 10.3 s without (three runs each).
+    # every user of the machine (the embedded default answers its own user only); it costs no measurable time.
     ui = luigi.OptionalBoolParameter(
         default=None, description="Spark's web UI, which the visualiser links to as the export task's tracking URL; "
         "default: on under luigid, off with --local-scheduler.")

@@ -1,16 +1,20 @@
-"""Who uses a load's folder in the state directory: every process that has scheduled one of the load's tasks
-holds a shared lock on the folder's ``.lock`` for as long as it lives (the kernel drops it when the process
-dies). A published load's chunk set, or a stale load's folder, is removed only when no other process holds
-it; otherwise it is left for a later publish to remove - so two runs of the same load at once never pull the
-chunks from under each other."""
+"""Who uses a load's folder in the state directory, and who exports into it. Every process that has
+scheduled one of the load's tasks holds a shared lock on the folder's ``.lock`` for as long as it lives (the
+kernel drops it when the process dies). A published load's chunk set, or a stale load's folder, is removed
+only when no other process holds it; otherwise it is left for a later publish to remove - so two runs of the
+same load at once never pull the chunks from under each other. An export in progress holds its own folder's
+lock the same way (``exporting``)."""
 
 from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from .model.load import Load
 
 _held: dict[Path, IO] = {}
 LOCK = ".lock"
@@ -52,3 +56,25 @@ def remove(path: Path, folder: Path, first: Callable[[], None] | None = None) ->
             _held.pop(folder, None)
             lock.close()
     return True
+
+
+@contextmanager
+def exporting(load: Load) -> Iterator[Path]:
+    """A fresh export folder, held by this process with a lock that the kernel releases when the process dies:
+    the folders that exports of the load left behind are removed, those of exports still running are not."""
+    for stale in load.export_folders():
+        with open(load.export_lock(stale), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process exports this load right now
+            shutil.rmtree(stale, ignore_errors=True)
+            load.export_lock(stale).unlink(missing_ok=True)
+    tmp = load.new_export_folder()
+    with open(load.export_lock(tmp), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # before the folder exists, so nobody sees it unlocked
+        tmp.mkdir()
+        try:
+            yield tmp
+        finally:
+            load.export_lock(tmp).unlink(missing_ok=True)

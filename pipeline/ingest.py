@@ -30,9 +30,12 @@ class ForgetRemovedFiles(SetsUpTheRun, luigi.Task):
         return not recorded.keys() & set(self.files)
 
     def run(self):
-        said = client.with_retries(lambda conn: append.forget_files(conn, self.table, self.file_column,
-                                                                    list(self.files)),
-            f"deleting the rows of removed files from {self.table}")
+        done = client.with_retries(lambda conn: append.delete_removed(conn, self.table, self.file_column,
+                                                                      list(self.files)),
+                                   f"deleting the rows of removed files from {self.table}")
+        said = (f"{self.table} is not there: no rows of removed files to delete" if not done.table_there else
+                "another process deleted the rows of the removed files already" if not done.files else
+                f"deleted the {done.rows:,} rows of {len(done.files):,} removed files ({done.files[0]!r} ...)")
         log.info("%s: %s", self.table, said)
         if self.set_status_message:
             self.set_status_message(said)
@@ -58,8 +61,8 @@ class IngestTable(SetsUpTheRun, luigi.WrapperTask):
 
     @cached_property
     def _tasks(self) -> list[luigi.Task]:
-        load, removed, spec = scheduling.schedule(self.table, self.source, self.chunk_rows, self.mode, self.key,
-                                                  budget=(self.max_bad_rows, self.max_bad_fraction))
+        load, removed, spec = scheduling.schedule(catalog.resolve(
+            self.table, self.source, self.chunk_rows, self.mode, self.key, (self.max_bad_rows, self.max_bad_fraction)))
         tasks = [] if load is None else [PublishTable(**load._asdict())]
         if removed:
             tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,
@@ -74,5 +77,5 @@ class IngestAll(SetsUpTheRun, luigi.WrapperTask):
     """Load every table declared in config/."""
 
     def requires(self):
-        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.mode, key=s.key)
-                for s in catalog.load_tables()]
+        return [IngestTable(table=s.table, source=s.source, chunk_rows=s.chunk_rows, mode=s.options.mode,
+                            key=",".join(s.options.key)) for s in catalog.load_tables()]

@@ -8,17 +8,15 @@ arriving while it loads wait for the next run instead of changing the load under
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
 from . import folders
 from .errors import SourceError
-from .model.load import INCREMENT, Load, export_options
-from .model.plan import SourceFile
+from .model.load import INCREMENT, Load
+from .model.naming import TableName
 from .postgres import client, state
 from .source import catalog, increment
 from .source.listing import fingerprint, list_files
@@ -30,25 +28,25 @@ def pending(spec: catalog.TableSpec) -> tuple[increment.Pending, dict[str, state
     """The folder's files sorted against those recorded for the table, and those recorded - none when the table
     holds no load (then every file is new, and the increment will be the whole table)."""
     files = list_files(spec.source)
-    target = Load(spec.table, spec.source, spec.chunk_rows, "").target
+    target = TableName.parse(spec.table)
     with client.connection() as conn:
         held, recorded = state.recorded_files(conn, target)
     if held and not recorded:
         raise SourceError(f"{spec.table} was published before the pipeline recorded the files it loads; load it "
                           "once with --mode replace, then append")
     recorded = recorded if held else {}
-    return increment.pending(spec.source, files, recorded, spec.options.settle_seconds), recorded
+    return increment.pending(spec.source, files, recorded, spec.settle_seconds), recorded
 
 
 def refusal(spec: catalog.TableSpec, found: increment.Pending) -> str | None:
     """Why an increment cannot be taken: a recorded file was rewritten or removed, and config/ does not say
     what to do then."""
-    options = spec.options
+    appending = spec.options.mode == "append"
     # a merge cannot take a file again: deleting its earlier rows would lose those it replaced in earlier files
-    reloads = options.source_file_column and spec.mode == "append"
-    rewritten_remedy = " (or declare source_file_column in config/)" if spec.mode == "append" else ""
+    reloads = spec.options.source_file_column and appending
+    rewritten_remedy = " (or declare source_file_column in config/)" if appending else ""
     refused = (([] if reloads else [f.name for f in found.rewritten], "was rewritten", rewritten_remedy),
-               (found.removed if options.on_removed == "refuse" else [], "was removed",
+               (found.removed if spec.on_removed == "refuse" else [], "was removed",
                 " (or declare on_removed in config/)"))
     for names, what, remedy in refused:
         if names:
@@ -67,62 +65,36 @@ class Schedule(NamedTuple):
     spec: catalog.TableSpec  # the settings it was made from
 
 
-def schedule(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
-             write: bool = True, budget: tuple = (None, None)) -> Schedule:
-    """What brings ``table`` up to date. ``write``: fix an increment's files in its ``files.json`` (scheduling
-    it); without, only say which load it would be. ``budget``: a bad-row budget given (``catalog.resolve``)."""
-    spec = catalog.resolve(table, source, chunk_rows, mode, key, budget)
-    chosen = spec.options
-    options = export_options(chosen.source_file_column, chosen.dedup, chosen.max_bad_rows, chosen.max_bad_fraction)
-    if spec.mode == "replace":
+def schedule(spec: catalog.TableSpec, write: bool = True) -> Schedule:
+    """What brings the table of ``spec`` (``catalog.resolve``) up to date. ``write``: fix an increment's files in
+    its ``files.json`` (scheduling it); without, only say which load it would be."""
+    if not spec.options.incremental:
         return Schedule(Load(spec.table, spec.source, spec.chunk_rows, fingerprint(list_files(spec.source)),
-                             options=options), [], spec)
+                             spec.options), [], spec)
     found, recorded = pending(spec)
     problem = refusal(spec, found)
     if problem:
         raise SourceError(problem)
-    removed = found.removed if spec.options.on_removed == "delete" else []
+    removed = found.removed if spec.on_removed == "delete" else []
     if found.incomplete and write:
         log.info("%s: %d new file(s) still being written (no footer yet, or changed in the last %g s), left for the "
-                 "next run: %s", spec.table, len(found.incomplete), spec.options.settle_seconds,
+                 "next run: %s", spec.table, len(found.incomplete), spec.settle_seconds,
                  ", ".join(repr(n) for n in found.incomplete[:3]))
     files = sorted(found.new + found.rewritten, key=lambda f: f.name)
     if not files:
         if write:
-            log.info("%s: no new file in %r; nothing to %s", spec.table, spec.source, spec.mode)
-            tidy(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
+            log.info("%s: no new file in %r; nothing to %s", spec.table, spec.source, spec.options.mode)
+            remove_superseded(Load(spec.table, spec.source, spec.chunk_rows, "").table_dir, recorded)
         return Schedule(None, removed, spec)
-    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(files), spec.mode, spec.key, options)
+    load = Load(spec.table, spec.source, spec.chunk_rows, fingerprint(files), spec.options)
     if write and not load.increment_file.exists():
         load.folder.mkdir(parents=True, exist_ok=True)
-        tmp = load.folder / f".files.json.{os.getpid()}"
         earlier = {f.name: list(recorded[f.name][:3]) for f in found.rewritten}  # size, mtime_ns, digest
-        tmp.write_text(json.dumps({"whole_table": not recorded, "files": [asdict(f) for f in files],
-                                   "rewritten": earlier}))
-        os.replace(tmp, load.increment_file)
+        increment.Increment(files, not recorded, earlier).write(load.increment_file)
     return Schedule(load, removed, spec)
 
 
-def next_load(table: str, source: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
-              write: bool = True) -> Load | None:
-    """The load that brings ``table`` up to date, or None when an increment would hold no file (``schedule``)."""
-    return schedule(table, source, chunk_rows, mode, key, write).load
-
-
-class Increment(NamedTuple):
-    files: list[SourceFile]  # as they were listed when it was scheduled
-    whole_table: bool  # the table held no load then
-    rewritten: dict[str, list]  # files it loads again: the (size, mtime_ns, digest) recorded for them then
-
-
-def increment_files(load: Load) -> Increment:
-    """The files of a scheduled increment."""
-    increment = json.loads(load.increment_file.read_text())
-    return Increment([SourceFile(**f) for f in increment["files"]], increment["whole_table"],
-                     increment.get("rewritten", {}))
-
-
-def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
+def remove_superseded(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
     """Remove the folders, staging tables and ledger rows of a table's increments (but ``keep``) that hold a file
     now recorded - published (a kill left their folder) or superseded by another increment (they can never be
     published) - unless a process still runs them (``folders``)."""
@@ -132,12 +104,15 @@ def tidy(table_dir: Path, recorded: dict, keep: Path | None = None) -> None:
         if folder == keep:
             continue
         try:
-            increment = json.loads((folder / INCREMENT).read_text())
-        except (FileNotFoundError, NotADirectoryError):  # not an increment, or another process tidied it just now
+            found = increment.Increment.read(folder / INCREMENT)
+        except (FileNotFoundError, NotADirectoryError):  # not an increment, or another process removed it just now
             continue
         # a file recorded otherwise than the increment found it: a new one recorded, a rewritten one recorded again
-        earlier = increment.get("rewritten", {})
-        if any(f["name"] in recorded and list(recorded[f["name"]][:3]) != earlier.get(f["name"])
-               for f in increment["files"]):
+        if any(f.name in recorded and list(recorded[f.name][:3]) != found.rewritten.get(f.name) for f in found.files):
             folders.remove(folder, folder, first=lambda load_id=folder.name: client.with_retries(
-                lambda conn: state.drop_load(conn, load_id), f"removing load {load_id}"))
+                lambda conn: _forget(conn, load_id), f"removing load {load_id}"))
+
+
+def _forget(conn, load_id: str) -> None:
+    with client.transaction(conn, f"removing load {load_id}") as cur:
+        state.forget_load(cur, load_id)

@@ -31,20 +31,25 @@ class TableStatus(NamedTuple):
     quarantined: int = 0  # rows of the table in the quarantine (``badrows``)
 
 
+def _resolved(spec: catalog.TableSpec) -> catalog.TableSpec:
+    """A table's entry with its settings resolved as a run resolves them (``catalog.resolve``)."""
+    return catalog.resolve(spec.table, spec.source, spec.chunk_rows, spec.options.mode, ",".join(spec.options.key))
+
+
 def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
     try:
-        load, removed, _ = scheduling.schedule(spec.table, spec.source, spec.chunk_rows, spec.mode, spec.key,
-                                            write=False)
+        load, removed, _ = scheduling.schedule(_resolved(spec), write=False)
     except PipelineError as exc:
         return TableStatus(spec.table, "-", f"cannot load: {exc}", 0, None, 0, None, None, None)
     if load is None:  # append or merge mode, no new file
-        load_id, rows = state.published_info(conn, TableName.parse(spec.table)) or ("-", 0)
-        done = "appended" if spec.mode == "append" else "merged"
+        load_id, rows = state.published_load(conn, TableName.parse(spec.table)) or ("-", 0)
+        done = "appended" if spec.options.mode == "append" else "merged"
         where = f"{len(removed):,} removed files' rows to delete" if removed else f"{done}, up to date"
         return TableStatus(spec.table, load_id, where, 0, None, rows, rows, None, None)
-    published = state.published_info(conn, load.target)
-    chunks_done, rows_loaded = state.ledger_progress(conn, load.load_id)
-    if published and published[0] == load.load_id and not load.incremental:
+    loaded = state.LoadState.of(load)
+    published = state.published_load(conn, load.target)
+    chunks_done, rows_loaded = loaded.progress(conn)
+    if loaded.published(conn) and not load.incremental:
         return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
                            published[1], published[1], None, None)
     if not load.plan_file.exists():
@@ -94,12 +99,12 @@ def render_pending() -> str:
             rows, at = state.last_publish(conn, TableName.parse(spec.table)) or (None, None)
             held = (f"{rows:,}", at.strftime("%Y-%m-%d %H:%M:%S")) if at else ("-", "-")
             try:
-                found, recorded = scheduling.pending(catalog.resolve(*spec[:5]))
+                found, recorded = scheduling.pending(_resolved(spec))
             except PipelineError as exc:
-                lines.append((spec.table, spec.mode, *held, f"cannot tell: {exc}", "", "", "", ""))
+                lines.append((spec.table, spec.options.mode, *held, f"cannot tell: {exc}", "", "", "", ""))
                 continue
-            what = {"delete": " (rows to delete)", "keep": " (rows kept)"}.get(spec.options.on_removed, "")
-            lines.append((spec.table, spec.mode, *held, f"{len(recorded):,}", f"{len(found.new):,}",
+            what = {"delete": " (rows to delete)", "keep": " (rows kept)"}.get(spec.on_removed, "")
+            lines.append((spec.table, spec.options.mode, *held, f"{len(recorded):,}", f"{len(found.new):,}",
                           f"{len(found.rewritten):,}", f"{len(found.removed):,}{what if found.removed else ''}",
                           f"{len(found.incomplete):,}"))
     return table_text(header, lines)

@@ -1,31 +1,30 @@
 """What the tasks of a load do, as plain functions of the load and a ``report(message, percent)`` for
 progress: export the chunks (copying each as soon as it is written), copy one chunk, measure the loaded
-rows. ``tasks`` wires them into Luigi's graph."""
+rows and judge them, publish and clean up. ``tasks`` wires them into Luigi's graph."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import luigi
 
-from . import badrows, config, engines, faults, folders, scheduling
+from . import budget, config, engines, faults, folders, scheduling
 from .engines import arrow
 from .engines.core import CHECKSUM
 from .errors import DatabaseError, ExportError, SourceError, VerificationError, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
 from .model.plan import Plan
-from .postgres import append, client, merge, quarantine, staging, state
-from .source import catalog
+from .postgres import client, merge, modes, staging, state
+from .postgres.writes import Published
 from .source.increment import files_holding
 from .verification.stats import CHECKSUM_ONLY, Stats, changed_columns, combine, differences
 
@@ -33,38 +32,11 @@ log = logging.getLogger(__name__)
 Report = Callable[..., None]
 
 
-def fmt(n: int) -> str:
-    """A count with thousands separators, as progress lines show it."""
-    return f"{n:,}"
-
-
-@contextmanager
-def exporting(load: Load) -> Iterator[Path]:
-    """A fresh export folder, held by this process with a lock that the kernel releases when the process dies:
-    the folders that exports of the load left behind are removed, those of exports still running are not."""
-    for stale in load.export_folders():
-        with open(load.export_lock(stale), "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # another process exports this load right now
-            shutil.rmtree(stale, ignore_errors=True)
-            load.export_lock(stale).unlink(missing_ok=True)
-    tmp = load.new_export_folder()
-    with open(load.export_lock(tmp), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # before the folder exists, so nobody sees it unlocked
-        tmp.mkdir()
-        try:
-            yield tmp
-        finally:
-            load.export_lock(tmp).unlink(missing_ok=True)
-
-
 def export(load: Load, plan: Plan, report: Report, copiers: int) -> None:
     """Export every chunk into a fresh folder, renamed to the load's chunk set with its manifest when
     complete. With ``[export] copy_during_export`` each chunk is copied as soon as it is written, over
     ``copiers`` connections; a chunk not copied here is left to its own copy task."""
-    with exporting(load) as tmp:
+    with folders.exporting(load) as tmp:
         _export_into(load, plan, report, copiers, tmp)
 
 
@@ -98,8 +70,9 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
                                   f"{plan.describe_chunk(index)}) holds {problem}; nothing was published")
             quarantined += stats.quarantined
             if plan.quarantine and quarantined > plan.budget:
-                over_budget(plan, quarantined, [tmp / Chunk(plan.load_id, i).dirname for i in [*exported, index]],
-                            complete=len(exported) + 1 == total)
+                budget.over_budget(plan, quarantined,
+                                   [tmp / Chunk(plan.load_id, i).dirname for i in [*exported, index]],
+                                   complete=len(exported) + 1 == total)
             exported.append(index)
             progress()
             if early:
@@ -113,26 +86,8 @@ def _export_into(load: Load, plan: Plan, report: Report, copiers: int, tmp: Path
         if not load.manifest_file.exists():
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-    report(f"{total} {'binary' if engines.binary_chunks(plan) else 'CSV'} chunks · {fmt(plan.total_rows)} rows · "
+    report(f"{total} {'binary' if engines.binary_chunks(plan) else 'CSV'} chunks · {plan.total_rows:,} rows · "
            f"{len(copied)} copied during the export · {time.monotonic() - started:.1f} s", 100)
-
-
-def over_budget(plan: Plan, found: int, chunk_folders: list[Path] = (), complete: bool = True) -> None:
-    """Fail a load that found more bad rows than its budget: with those its export set aside in ``chunk_folders``
-    put in the quarantine, for inspection until the table's next publish."""
-    def keep(conn) -> list[str]:
-        state.ensure_schema(conn)
-        with client.transaction(conn, f"quarantining the bad rows of {plan.table}") as cur:
-            for folder in chunk_folders:
-                quarantine.insert(cur, plan, badrows.read(folder), quarantine.EXPORT)
-            return quarantine.first_rows(cur, plan.load_id)
-
-    shown = client.with_retries(keep, f"quarantining the bad rows of {plan.table}")
-    raise SourceError(f"{plan.table} cannot be loaded: {'at least ' if not complete else ''}{found:,} of its "
-                      f"{plan.total_rows:,} rows cannot be stored in PostgreSQL, more than its budget of "
-                      f"{plan.budget:,} (max_bad_rows, max_bad_fraction); the first: {'; '.join(shown)}. They are "
-                      f"kept for inspection until its next load (python -m pipeline quarantine {plan.table}); "
-                      "nothing was published")
 
 
 def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Report, early: bool = False) -> None:
@@ -144,40 +99,62 @@ def copy_chunk(load: Load, plan: Plan, index: int, chunk_set: Path, report: Repo
     label = f"chunk {index + 1}/{len(plan.chunks)}"
     say = (lambda message, percent=None: log.info("%s: %s", plan.table, message)) if early else report
     started = time.monotonic()
-    say(f"{label} · copying {fmt(rows)} rows", 0)
+    say(f"{label} · copying {rows:,} rows", 0)
     outcome = staging.copy_once(plan, chunk, chunk.files(chunk_set))
     faults.point("copy.after_commit")
     seconds = time.monotonic() - started
     if not early:
         with luigi.LocalTarget(load.copied_file(chunk.dirname)).open("w") as f:
             json.dump({"rows": rows, "seconds": round(seconds, 3), "outcome": outcome}, f)
-    say(f"{label} · {fmt(rows)} rows · {seconds:.1f} s · {outcome}", 100)
+    say(f"{label} · {rows:,} rows · {seconds:.1f} s · {outcome}", 100)
     faults.point("copy.done")
 
 
-def declared_indexes(table: str) -> append.Declared:
-    """The primary key and indexes config/ declares for the table (none when it is not declared there)."""
-    spec = catalog.declared(table)
-    return (spec.options.primary_key, spec.options.indexes) if spec else ((), ())
-
-
-def publish_increment(plan: Plan, declared: append.Declared = ((), ())) -> str:
-    """Publish an increment (``postgres.append``); what it did, in words. A key twice in a merge is named with the
+def publish(plan: Plan) -> Published:
+    """Publish the verified load in its mode's way (``postgres.modes``). A key twice in a merge is named with the
     files holding it."""
+    writer = modes.writer(plan.mode)
     try:
-        return client.with_retries(lambda conn: append.publish_increment(conn, plan, declared),
-                                   f"publishing {plan.table}")
+        return client.with_retries(lambda conn: writer.publish(conn, plan), f"publishing {plan.table}")
     except merge.DuplicateKey as dup:
         files = ", ".join(repr(name) for name in files_holding(plan, dup.fields))
         raise SourceError(f"{dup} ({files}); nothing was published - a merge key must be unique among the files "
                           "a run takes") from None
 
 
-def forget_increment(load: Load) -> None:
-    """After an increment is published: remove its chunk set (its small records stay until the next publish), and
-    the table's increments it superseded (``scheduling.tidy``)."""
-    _, recorded = client.with_retries(lambda conn: state.recorded_files(conn, load.target), "reading the record")
-    scheduling.tidy(load.table_dir, recorded, keep=load.folder)
+def sentence(plan: Plan, done: Published) -> str:
+    """What a publish did, in words."""
+    if done.already:
+        return f"load {plan.load_id} was already published by another process"
+    made = f"; made the {', '.join(done.made)} config/ declares" if done.made else ""
+    if done.mode == "replace":
+        bad = f" ({done.quarantined:,} quarantined: python -m pipeline quarantine {plan.table})" if done.quarantined \
+            else ""
+        return f"published {done.rows:,} rows{bad}{made}"
+    files = f"{done.loaded:,} rows from {done.files:,} files"
+    if done.duplicates:
+        files += f" ({done.duplicates:,} earlier rows of a key left out)"
+    if done.quarantined:
+        files += f" ({done.quarantined:,} bad rows quarantined)"
+    added = done.loaded - done.duplicates - done.replaced
+    said = f"merged {files}: {done.replaced:,} replaced, {added:,} added" if done.mode == "merge" else \
+        f"appended {files}"
+    if done.deleted:
+        said += f", after deleting the {done.deleted:,} rows of {done.rewritten:,} rewritten files"
+    return f"{said}{made}; the table holds {done.rows:,}"
+
+
+def remove_published(load: Load) -> None:
+    """After a publish: remove the load's chunk set (its small records stay until the next publish) and the folders
+    of the table's loads it superseded - for a replace every other; for an increment those holding a file now
+    recorded (``scheduling.remove_superseded``)."""
+    if load.incremental:
+        _, recorded = client.with_retries(lambda conn: state.recorded_files(conn, load.target), "reading the record")
+        scheduling.remove_superseded(load.table_dir, recorded, keep=load.folder)
+    else:
+        for other in load.table_dir.iterdir():
+            if other != load.folder:
+                folders.remove(other, other)
     folders.remove(load.chunk_set, load.folder)
 
 
@@ -185,11 +162,7 @@ def verify(load: Load, plan: Plan, manifest: Manifest, report: Report) -> dict |
     """Measure the staging table and judge it against the source (``verdict``): the record
     for ``verified.json``, or None when another process has published the load meanwhile."""
 
-    def published_meanwhile(conn) -> bool:
-        if load.incremental and state.increment_published(conn, load.load_id, load.target):
-            return True
-        published = state.published_info(conn, load.target)
-        return bool(published and published[0] == load.load_id)
+    published_meanwhile = state.LoadState.of(load).published
 
     def measure(conn) -> tuple[Stats, int, int, list] | None:
         if published_meanwhile(conn):
@@ -243,18 +216,3 @@ def verdict(plan: Plan, manifest: Manifest, staged: Stats, ledger_rows: int, led
         raise VerificationError(f"{where}: {'; '.join(problems)}; nothing was published")
     return {"source_rows": counts[0], "manifest_rows": counts[1], "source": source.to_json(),
             "loaded": loaded.to_json()}
-
-
-def quarantine_refused(plan: Plan) -> int:
-    """Before the publish of a load with a budget: quarantine the verified rows the target's constraints refuse
-    (``postgres.quarantine.reject``), and fail if the load has now more bad rows than its budget; how many it has."""
-    if not plan.quarantine:
-        return 0
-    found = client.with_retries(lambda conn: quarantine.reject(conn, plan), f"checking the rows of {plan.table}")
-    faults.point("publish.after_reject")
-    if found > plan.budget:
-        over_budget(plan, found)
-    if found and found == plan.total_rows:  # a budget is for some rows, not for a table left empty
-        raise SourceError(f"{plan.table} cannot be loaded: every one of its {found:,} rows is bad (python -m "
-                          f"pipeline quarantine {plan.table}); nothing was published")
-    return found

@@ -4,29 +4,40 @@
                             |                               \\-> ExportCsvChunks -> SparkReadParquet
                             \\-> ForgetRemovedFiles (``ingest``: on_removed = "delete")
 
+What each does: ``SparkReadParquet`` plans the load - it reads every file's Parquet footer (rows, schema)
+and packs the files into chunks; ``ExportCsvChunks`` writes the chunks (CSV, or PostgreSQL's binary COPY
+format) with the configured engine and starts copying each into PostgreSQL as soon as it is written;
+``CopyChunkToPostgres`` copies one chunk (if the export did not) with its ledger row; ``VerifyRowCount``
+proves the staging table holds the source's rows - counts, and every column's content by typed checksums and
+statistics; ``PublishTable`` publishes it in the load's write mode (``postgres.modes``).
+
 Every task of a load carries the same parameters (table, source, chunk_rows, the fingerprint of its
-files, the mode, a merge's key, the table options that change its chunks), so its id names *what* is
-loaded; where the state lives and how many workers run are settings, not parameters. Changing a source
-file changes the fingerprint, hence every task id, hence makes a new load. In ``append`` and ``merge``
-modes a load is an increment: the files not yet in the table (``scheduling``); with none, ``IngestTable``
-requires nothing and nothing runs.
+files, the load's options), so its id names *what* is loaded; where the state lives and how many workers
+run are settings, not parameters. Changing a source file changes the fingerprint, hence every task id,
+hence makes a new load. In ``append`` and ``merge`` modes a load is an increment: the files not yet in the
+table (``scheduling``); with none, ``IngestTable`` requires nothing and nothing runs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 
-from . import config, engines, faults, folders, logs, scheduling, steps
+from . import budget, config, engines, faults, folders, logs, steps
 from .errors import StateReset, explain
 from .model.chunk import Chunk, Manifest
-from .model.load import MODES, Load
+from .model.load import Load
+from .model.options import LoadOptions
 from .model.plan import Plan
-from .postgres import append, client, publish, state
+from .postgres import client, modes
+from .postgres.schema import ensure_schema
+from .postgres.state import LoadState, PublishedTarget
+from .source.increment import Increment
 from .source.planning import make_plan
 
 log = logging.getLogger(__name__)
@@ -37,11 +48,24 @@ _CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk 
 _SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
 _CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
 _FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
-MODE = luigi.ChoiceParameter(choices=MODES, default="replace", description="replace: the table becomes the "
-                              "folder; append: the files not yet loaded are added to it; merge: merged into it")
-_KEY = luigi.Parameter(default="", description="merge: the key's columns, comma-separated")
-_OPTIONS = luigi.Parameter(default="", description="The table's options from config/ that change the chunks: "
-                           "source_file_column, dedup (JSON)")
+
+
+class LoadOptionsParameter(luigi.Parameter):
+    """A ``LoadOptions`` value, shown and hashed as its canonical JSON (``LoadOptions.to_json``)."""
+
+    def parse(self, x: str) -> LoadOptions:
+        return LoadOptions.from_json(x)
+
+    def serialize(self, x: LoadOptions) -> str:
+        return x.to_json()
+
+    def normalize(self, x) -> LoadOptions:
+        return LoadOptions.from_json(x) if isinstance(x, str) else x
+
+
+_OPTIONS = LoadOptionsParameter(default=LoadOptions(), description="How the table is loaded, from config/ or the "
+                                "command line: mode (replace, append, merge), key, source_file_column, dedup, "
+                                "bad-row budget, declared primary key and indexes (JSON; empty: a plain replace)")
 
 
 class SetsUpTheRun:
@@ -61,8 +85,6 @@ class LoadTask(SetsUpTheRun, luigi.Task):
     source = _SOURCE
     chunk_rows = _CHUNK_ROWS
     fingerprint = _FINGERPRINT
-    mode = MODE
-    key = _KEY
     options = _OPTIONS
 
     def __init__(self, *args, **kwargs):
@@ -75,14 +97,21 @@ class LoadTask(SetsUpTheRun, luigi.Task):
 
     @cached_property
     def load(self) -> Load:
-        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.mode, self.key, self.options)
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.options)
 
     @property
     def load_id(self) -> str:
         return self.load.load_id
 
     def plan(self) -> Plan:
-        return Plan.from_json(self.load.plan_file.read_text())
+        """The load's plan, with the task's options: the same as the plan's but for the declared indexes, which
+        config/ may have changed since it was planned (the newest declaration is made), or which a plan written by
+        an earlier version does not hold."""
+        return replace(Plan.from_json(self.load.plan_file.read_text()), options=self.options)
+
+    def reset_if_vanished(self) -> bool:
+        """Forget the load if it was published and its rows are gone since (``LoadState.reset_if_vanished``)."""
+        return client.with_retries(LoadState.of(self.load).reset_if_vanished, f"checking load {self.load_id}")
 
     def report(self, message: str, percent: float | None = None) -> None:
         """Progress for the visualiser (only inside a worker) and the log."""
@@ -98,36 +127,31 @@ class LoadTask(SetsUpTheRun, luigi.Task):
 
 
 class SparkReadParquet(LoadTask):
-    """Plan the load: files, row counts and schema from the Parquet footers; the chunks."""
+    """Plan the load: read every file's Parquet footer (rows, schema, the level counts of nested columns), map the
+    columns to PostgreSQL types and pack the files into chunks; check the load could be published."""
 
     def output(self):
         return luigi.LocalTarget(self.load.plan_file)
 
     def run(self):
-        increment = scheduling.increment_files(self.load) if self.load.incremental else None
-        plan = make_plan(self.load_id, self.table, self.source, self.fingerprint, self.chunk_rows,
-                         increment.files if increment else None, mode=self.mode,
-                         whole_table=increment.whole_table if increment else True, key=self.load.key_columns,
-                         file_column=self.load.file_column, row_column=self.load.row_column,
-                         rewritten=increment.rewritten if increment else {}, bad_rows=self.load.bad_row_budget,
-                         dedup=self.load.dedup)
+        plan = make_plan(self.load, Increment.read(self.load.increment_file) if self.load.incremental else None)
+        writer = modes.writer(plan.mode)
 
         def check(conn) -> None:
-            state.ensure_schema(conn)
-            publish.check_can_publish(conn, self.load.target, self.load.incremental)
-            if self.load.incremental:
-                append.check_columns(conn, self.load.target, plan.table_columns, self.source)
+            ensure_schema(conn)
+            writer.check(conn, plan)
 
         client.with_retries(check, f"checking rights on {self.table}")
         self.load.folder.mkdir(parents=True, exist_ok=True)
         with self.output().open("w") as f:
             f.write(plan.to_json())
-        self.report(f"{steps.fmt(len(plan.files))} files · {steps.fmt(plan.total_rows)} rows · "
-                    f"{len(plan.columns)} columns · {len(plan.chunks)} chunks", 100)
+        self.report(f"{len(plan.files):,} files · {plan.total_rows:,} rows · {len(plan.columns)} columns · "
+                    f"{len(plan.chunks)} chunks", 100)
 
 
 class ExportCsvChunks(LoadTask):
-    """Export every chunk as CSV; the chunk set and its manifest appear at once.
+    """Export every chunk - CSV, or PostgreSQL's binary COPY format (``[export] chunk_format``) - with the
+    configured engine; the chunk set and its manifest appear at once.
 
     With ``[export] copy_during_export`` (the default) a chunk is copied into PostgreSQL as soon
     as it is written, up to ``--workers`` at a time, while later chunks are still being exported;
@@ -140,11 +164,10 @@ class ExportCsvChunks(LoadTask):
         return luigi.LocalTarget(self.load.manifest_file)
 
     def run(self):
-        plan = Plan.from_json(Path(self.input().path).read_text())
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.incremental),
-                               f"checking load {self.load_id}"):
+        plan = self.plan()
+        if self.reset_if_vanished():
             log.warning("%s was dropped after load %s published it; loading it again", self.table, self.load_id)
-            self.load.forget_progress()
+            self.load.remove_marks()
         url = engines.engine(plan).tracking_url()
         if url and self.set_tracking_url:  # the visualiser links the task to Spark's UI
             self.set_tracking_url(url)
@@ -188,51 +211,35 @@ class VerifyRowCount(LoadTask):
         done = sum(task.complete() for task in chunks)
         self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
         yield chunks
-        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {steps.fmt(plan.total_rows)} rows", 0)
+        self.report(f"{len(chunks)}/{len(chunks)} chunks loaded · verifying {plan.total_rows:,} rows", 0)
         record = steps.verify(self.load, plan, manifest, self.report)
         with self.output().open("w") as f:
             json.dump(record or {"published_by_another_process": True}, f, indent=1)
         if record is None:
             self.report("the load was already verified and published by another process", 100)
             return
-        self.report(f"verified {steps.fmt(plan.total_rows)} rows in {len(chunks)} chunks: counts and checksums "
+        self.report(f"verified {plan.total_rows:,} rows in {len(chunks)} chunks: counts and checksums "
                     "match", 100)
         faults.point("verify.done")
 
 
 class PublishTable(LoadTask):
-    """Swap the verified staging table in as the target table, atomically; or, for an increment, add it to the
-    table (``postgres.append``)."""
+    """Publish the verified load in its write mode (``postgres.modes``): swap the staging table in as the target
+    table, atomically (``replace``), or add its rows to the table (``append``, ``merge``) - complete when the state
+    schema says the target holds the load."""
 
     def requires(self):
         return VerifyRowCount(**self.load_params)
 
-    def complete(self):
-        with client.connection() as conn:
-            if self.load.incremental:
-                return state.increment_published(conn, self.load_id, self.load.target)
-            published = state.published_info(conn, self.load.target)
-        return published is not None and published[0] == self.load_id
+    def output(self):
+        return PublishedTarget(self.load)
 
     def run(self):
-        if client.with_retries(lambda conn: state.forget_vanished_load(conn, self.load_id, self.load.incremental),
-                               f"checking load {self.load_id}"):
-            # published, then killed before its chunk set was removed, and the table dropped since
+        if self.reset_if_vanished():  # published, then killed before its chunk set was removed, and the table dropped
             folders.remove(self.load.folder, self.load.folder)
             raise StateReset(f"{self.table} was dropped after load {self.load_id} published it; the load's state "
                              "was reset - run again to load it")
         plan = self.plan()
-        bad = steps.quarantine_refused(plan)
-        declared = steps.declared_indexes(self.table)
-        if self.load.incremental:
-            self.report(steps.publish_increment(plan, declared), 100)
-            steps.forget_increment(self.load)
-            return
-        made = client.with_retries(lambda conn: publish.publish(conn, plan, declared), f"publishing {self.table}")
-        self.report(f"published {steps.fmt(plan.total_rows - bad)} rows"
-                    + (f" ({bad:,} quarantined: python -m pipeline quarantine {self.table})" if bad else "")
-                    + (f"; made the {', '.join(made)} config/ declares" if made else ""), 100)
-        for other in self.load.table_dir.iterdir():
-            if other != self.load.folder:
-                folders.remove(other, other)
-        folders.remove(self.load.chunk_set, self.load.folder)
+        budget.check_constraints(plan, modes.writer(plan.mode).rebuilds_table)
+        self.report(steps.sentence(plan, steps.publish(plan)), 100)
+        steps.remove_published(self.load)

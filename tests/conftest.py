@@ -118,14 +118,27 @@ def luigid(tmp_path):
 
 # The last commit of the flat layout (and of the embedded server trusting TCP): the state it leaves is taken over.
 PREVIOUS = "67e5fbc"
+# The last commit whose loads carried their mode, key and options as task parameters and plan fields of their own.
+SEPARATE_OPTIONS = "a18be58"
+
+
+def _package_at(commit: str, tmp_path_factory) -> Path:
+    """The package as ``commit`` had it, from the repository's history."""
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO).returncode != 0:
+        pytest.skip(f"commit {commit} is not in this clone's history (a shallow clone?)")
+    folder = tmp_path_factory.mktemp(f"at-{commit}")
+    archive = subprocess.run(["git", "archive", commit, "pipeline"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def previous(tmp_path_factory):
-    """The previous version's package, from the repository's history."""
-    if subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS}^{{commit}}"], cwd=REPO).returncode != 0:
-        pytest.skip(f"commit {PREVIOUS} is not in this clone's history (a shallow clone?)")
-    folder = tmp_path_factory.mktemp("previous")
-    archive = subprocess.run(["git", "archive", PREVIOUS, "pipeline"], cwd=REPO, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
+    """The flat layout's package (``PREVIOUS``)."""
+    return _package_at(PREVIOUS, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def separate_options(tmp_path_factory):
+    """The package before ``LoadOptions`` (``SEPARATE_OPTIONS``)."""
+    return _package_at(SEPARATE_OPTIONS, tmp_path_factory)

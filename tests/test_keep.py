@@ -108,7 +108,7 @@ def make_staging(cur, drop=()):
 
 
 def publish(cur):
-    """The replace of ``postgres.publish`` with ``keep`` around it, in one transaction."""
+    """The swap of ``postgres.replace`` with ``keep`` around it, in one transaction."""
     kept = keep.capture(cur, TARGET)
     warnings = keep.restore(cur, kept, STAGING)
     keep.drop_dependents(cur, kept)

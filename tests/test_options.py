@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,6 +60,9 @@ def test_a_rewritten_file_is_reloaded_and_a_removed_one_deleted_with_a_source_fi
     write_keyed(source, "c.parquet", range(500, 600), "c")
     ok(ingest(run, source, "opt.t", 250, *APPEND, *ENGINES[engine]))
     assert_table_matches(dsn, "opt", "t", with_file_names(source, tmp_path / "expected"))
+    # a file's rows are found by an index, not by a scan of the table
+    assert query(dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = 'opt' AND tablename = 't'") == [
+        ("t_source_file_idx",)]
     write_keyed(source, ODD, range(300, 650), "b2")  # rewritten: 350 rows where 200 were
     out = ok(ingest(run, source, "opt.t", 250, *APPEND, *ENGINES[engine]))
     assert "appended 350 rows from 1 files, after deleting the 200 rows of 1 rewritten files" in out
@@ -124,6 +128,7 @@ def test_dedup_last_keeps_the_row_of_the_latest_file_then_the_last_row(env, tmp_
     out = ok(ingest(run, source, "mrg.t", 100, *MERGE, *ENGINES[engine]))  # the first increment becomes the table
     assert "(70 earlier rows of a key left out)" in out
     assert_table_matches(dsn, "mrg", "t", expected(source, tmp_path / "expected"))
+    assert _dropped_columns(dsn, "mrg.t") == 0  # the rows do not carry the hidden columns' bytes
     write_keyed(source, "c.parquet", [*range(250, 300), *range(250, 260)], "c", positions=True)
     write_keyed(source, "d.parquet", range(0, 20), "d", positions=True)
     out = ok(ingest(run, source, "mrg.t", 100, *MERGE, *ENGINES[engine]))
@@ -175,3 +180,27 @@ def test_the_declared_primary_key_and_indexes_are_made_once_on_every_published_t
     assert_clear_failure(ingest(run, source, "opt.t", 250, *ENGINES["arrow"]), "the rows for opt.t have repeated "
                          "values in (id), which config/ declares as its primary key; nothing was published")
     assert query(dsn, "SELECT to_regclass('opt.t')") == [(None,)]
+
+
+def test_declared_indexes_are_checked_while_planning_and_named_after_the_table(env, tmp_path):
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    write_keyed(source, "a.parquet", range(0, 300), "a")
+    run = declare(env, tmp_path, "opt.t", source, indexes=[["day"], ["text", "nope"]])
+    failed = ingest(run, source, "opt.t", 250, *ENGINES["arrow"])
+    assert_clear_failure(failed, "config/ declares an index on (text, nope) for opt.t, but the files in",
+                         "have no column 'nope'; nothing was loaded")
+    assert not list(Path(env["PIPELINE_STATE_DIR"]).rglob("plan.json"))  # found while planning
+    run = declare(env, tmp_path, "opt.t", source, primary_key=["id", "day"], indexes=[["day"]], max_bad_rows=2)
+    names = "SELECT indexname FROM pg_indexes WHERE schemaname = 'opt' AND tablename = 't' ORDER BY 1"
+    for n in range(2):  # made on the first load, kept with their names by the next
+        write_keyed(source, f"b{n}.parquet", range(1000 + n * 10, 1010 + n * 10), "b")
+        ok(ingest(run, source, "opt.t", 250, *ENGINES["arrow"]))
+        assert query(dsn, names) == [("t_day_idx",), ("t_pkey",)]
+        assert query(dsn, "SELECT conname FROM pg_constraint WHERE conrelid = 'opt.t'::regclass") == [("t_pkey",)]
+        assert _dropped_columns(dsn, "opt.t") == 0  # the bad-row budget's hidden columns are not in its rows
+
+
+def _dropped_columns(dsn: str, table: str) -> int:
+    """The table's dropped columns, whose bytes its rows keep until it is rewritten."""
+    return query(dsn, "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass AND attisdropped",
+                 (table,))[0][0]

@@ -1,5 +1,6 @@
-"""A state left by the previous version (the flat layout, before the sub-packages) is taken over as it is:
-a load it finished runs nothing, and a load it left half done resumes exactly."""
+"""A state left by earlier versions is taken over as it is: a load the flat layout (before the sub-packages)
+finished runs nothing, and one it left half done resumes exactly; so does a load of every write mode, with its
+options, that the last version before ``LoadOptions`` left half done (its plan's fields, its task parameters)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, assert_table_matches, ingest, ok, query, write_awkward
+from test_merge import expected, write_keyed
+from test_options import declare, with_file_names
 
 
 def test_a_load_the_previous_version_finished_runs_nothing(env, tmp_path, previous):
@@ -61,3 +64,45 @@ def _every_statistic(folder, files: int, rows_per_file: int):
             "tags": pa.array([[i, None] if i % 3 else [] for i in ids], pa.list_(pa.int32())),
         }), folder / f"part-{f}.parquet")
     return folder
+
+
+# Per mode: the options config/ declares (each one the load's id and plan carry), the run's arguments (with
+# --source, config/ gives the table's options only) and where the earlier version is killed
+OPTIONS = {
+    "replace": ({"max_bad_rows": 5, "indexes": [["id"]]}, (), "verify.done"),
+    "append": ({"source_file_column": "source_file", "max_bad_fraction": 0.01}, ("--mode", "append"),
+               "copy.after_commit:2"),
+    "merge": ({"key": ["id", "day"], "dedup": "last", "max_bad_rows": 3, "indexes": [["day"]]},
+              ("--mode", "merge", "--key", "id,day"), "verify.done"),
+}
+
+
+@pytest.mark.parametrize("mode", OPTIONS)
+def test_a_load_with_options_the_version_before_left_half_done_resumes_exactly(env, tmp_path, separate_options,
+                                                                                  mode):
+    dsn, source = env["PIPELINE_PG_DSN"], tmp_path / "src"
+    options, mode_args, kill_at = OPTIONS[mode]
+    run = declare(env, tmp_path, "up.opts", source, **options, mode=mode)
+    for n, name in enumerate(("a.parquet", "b.parquet", "c.parquet")):
+        write_keyed(source, name, range(n * 200, n * 200 + 250), name[0])  # 50 keys of each file in the next
+    killed = ingest({**run, "PYTHONPATH": str(separate_options)}, source, "up.opts", 250, *mode_args,
+                    "--export-engine", "arrow", "--export-copy-during-export", "false", kill_at=kill_at)
+    assert killed.returncode == -9, killed.stdout
+    [(load_id,)] = query(dsn, "SELECT load_id FROM pipeline.loads")
+    ok(ingest(run, source, "up.opts", 250, *mode_args, "--export-engine", "arrow"))
+    assert query(dsn, "SELECT load_id FROM pipeline.published") == [(load_id,)]  # resumed, not loaded anew
+    _assert_holds(dsn, source, tmp_path, mode)
+    write_keyed(source, "d.parquet", range(500, 700), "d")  # the next run, on the state the resumed one left
+    ok(ingest(run, source, "up.opts", 250, *mode_args, "--export-engine", "arrow"))
+    _assert_holds(dsn, source, tmp_path, mode)
+
+
+def _assert_holds(dsn: str, source, tmp_path, mode: str) -> None:
+    if mode == "merge":
+        assert_table_matches(dsn, "up", "opts", expected(source, tmp_path / "merged"))
+    elif mode == "append":
+        assert_table_matches(dsn, "up", "opts", with_file_names(source, tmp_path / "named"))
+    else:
+        assert_table_matches(dsn, "up", "opts", source)
+        names = query(dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = 'up' AND tablename = 'opts'")
+        assert names == [("opts_id_idx",)]  # named after the table, not the staging table it was made on

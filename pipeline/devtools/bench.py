@@ -40,12 +40,13 @@ import psycopg2
 from psycopg2 import sql
 
 from .. import config
+from ..model.load import Load
 from ..model.naming import TableName
 from ..postgres import client
 from ..postgres.passwords import read_secret
 from ..source.listing import fingerprint, list_files
 from ..source.planning import make_plan
-from ..verification.postgres import table_stats
+from ..verification.scan import table_stats
 from . import sample
 from .bench_data import copy_inputs, dataset
 from .bench_methods import ADBC, PGPQ, SPARK_CSV_SERIAL, SPARK_JDBC, libpq_env, psql_copy, spark_script, timed
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     appended = []
     for kind, size in datasets:
         folder = dataset(kind, size)
-        plan = make_plan("bench", "bench.x", str(folder), fingerprint(list_files(folder)), 1)
+        plan = make_plan(Load("bench.x", str(folder), 1, fingerprint(list_files(folder))))
         rows = plan.total_rows
         chunk_rows = 500_000 if kind == "wide" else 1_000_000
         reference = None

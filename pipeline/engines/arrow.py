@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from .. import badrows, config
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 from ..model.chunk import Chunk, part_name
 from ..model.plan import Plan
 from ..types import nested
@@ -42,7 +42,7 @@ def _parquet_format() -> ds.ParquetFileFormat:
 
 def read_failure(path: str, exc: Exception) -> str:
     """One sentence on why a reader failed on a file, naming it."""
-    reason = str(exc).strip().split("\n", 1)[0][:300] or type(exc).__name__
+    reason = first_line(exc, 300)
     if "CRC checksum verification failed" in reason:
         return f"file {path!r} is corrupt: a page does not match the CRC checksum the file stores for it ({reason})"
     if "Nested data conversions not implemented for chunked array outputs" in reason:  # apache/arrow#32723
@@ -138,7 +138,7 @@ def export_chunk(plan: Plan, index: int, folder: Path, binary: bool = False) -> 
             stats, bad = write_batches(plan, _batches(plan, index), out, binary)
         badrows.write(folder, plan, bad)
     except (pa.ArrowException, nested.NestedValueError, BinaryEncodingError) as exc:
-        reason = str(exc).strip().split("\n", 1)[0][:500]
+        reason = first_line(exc)
         raise ExportError(f"pyarrow failed to export {Chunk(plan.load_id, index)} of {plan.table} "
                           f"(source {plan.describe_chunk(index)}): {reason}") from exc
     except OSError as exc:  # a full disk, say: name the file
@@ -174,7 +174,7 @@ def tracking_url() -> None:
 
 def column_checksums(plan: Plan) -> dict[int, int]:
     """Per non-float column i: the sum of ``hashtextextended`` of its CSV field over every source row
-    (``verification.postgres.column_checksums`` on the loaded side). Reads the whole source: used only to name
+    (``verification.scan.column_checksums`` on the loaded side). Reads the whole source: used only to name
     the columns after a row checksum failed, whichever engine exported the load."""
     sums = {i: 0 for i, c in enumerate(plan.columns) if not c.is_float}
     for index in range(len(plan.chunks)):

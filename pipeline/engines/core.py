@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import badrows
+from ..errors import first_line
 from ..model.chunk import part_name
 from ..model.plan import Plan
 from ..types import nested
@@ -145,7 +146,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             columns.append(array if _relaxed(array.type) == wanted else array.cast(wanted))
         except (pa.ArrowException, ValueError) as exc:
             raise Unconformable(f"Spark read column {field.name!r} as {array.type}, which does not convert to "
-                                f"{field.type} as pyarrow reads it ({str(exc).splitlines()[0][:200]})") from exc
+                                f"{field.type} as pyarrow reads it ({first_line(exc, 200)})") from exc
     return pa.RecordBatch.from_arrays(columns, names=schema.names)
 
 
@@ -201,7 +202,7 @@ def spark_task(plan: Plan, folder: str, schema: pa.Schema, files: list[str], lea
             result.update(stats=json.dumps(stats.to_json()), bad=json.dumps([b._asdict() for b in bad]),
                           strangers=strangers, entries=json.dumps(entries))
         except (Unconformable, pa.ArrowException, nested.NestedValueError, BinaryEncodingError) as exc:
-            result.update(error=str(exc).strip().split("\n", 1)[0][:500] or type(exc).__name__,
+            result.update(error=first_line(exc),
                           unconformable=isinstance(exc, Unconformable))
         finally:  # any failure: no half-written part left in the chunk
             if os.path.exists(tmp):

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from .. import badrows
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 from ..model.chunk import Chunk
 from ..model.plan import Plan
 from ..types.mapping import Column
@@ -173,4 +173,4 @@ def _first_line(exc: Exception) -> str:
     """Spark's error in one line: for a failure in a Python worker, the exception its traceback ends with."""
     text = str(exc).strip()
     raised = re.findall(r"^(\w+(?:Error|Exception): .*)$", text, re.MULTILINE) if "Traceback" in text else []
-    return (raised[-1] if raised else text.split("\n", 1)[0] if text else type(exc).__name__)[:500]
+    return raised[-1][:500] if raised else first_line(exc)

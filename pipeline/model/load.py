@@ -14,7 +14,6 @@ builds these names.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import uuid
 from pathlib import Path
@@ -22,27 +21,12 @@ from typing import NamedTuple
 
 from .. import config
 from .naming import TableName
+from .options import LoadOptions
 
-MODES = ("replace", "append", "merge")
 MAPPING_VERSION = "2"  # bump when the CSV form of a type changes: old chunk sets must not be reused
 MANIFEST = "_manifest.json"
 INCREMENT = "files.json"
 _EXPORTING = "chunks.tmp-"
-# Columns a load adds to the staging table and not to the table: each row's file name and its index in the file,
-# which a merge with ``dedup = "last"`` needs to keep the latest row of a key, and a quarantine to name a row.
-HIDDEN_FILE = "_pipeline_file"
-HIDDEN_ROW = "_pipeline_row"
-
-
-def export_options(source_file_column: str = "", dedup: str = "refuse", max_bad_rows: int = 0,
-                   max_bad_fraction: float = 0) -> str:
-    """``Load.options``: the table options that change what a load exports, as canonical JSON ("" for none)."""
-    chosen: dict = {"source_file_column": source_file_column} if source_file_column else {}
-    if dedup == "last":
-        chosen["dedup"] = dedup
-    if max_bad_rows or max_bad_fraction:
-        chosen["max_bad_rows"], chosen["max_bad_fraction"] = max_bad_rows, max_bad_fraction
-    return json.dumps(chosen, sort_keys=True, separators=(",", ":")) if chosen else ""
 
 
 def staging_name(load_id: str) -> str:
@@ -52,61 +36,24 @@ def staging_name(load_id: str) -> str:
 
 class Load(NamedTuple):
     """One load: the whole source folder (``replace``), or the files not yet in the table - an increment, its
-    files listed in ``increment_file`` - added to it (``append``) or merged into it on ``key``, comma-separated
-    column names (``merge``). ``fingerprint`` is the digest of its files; ``options``, the table options that change
-    the chunks (``export_options``)."""
+    files listed in ``increment_file`` - added to it or merged into it (``options.mode``). ``fingerprint`` is the
+    digest of its files."""
 
     table: str
     source: str
     chunk_rows: int
     fingerprint: str
-    mode: str = "replace"
-    key: str = ""
-    options: str = ""
+    options: LoadOptions = LoadOptions()
 
     @property
     def load_id(self) -> str:
+        """The digest of what is loaded: a load with other files, chunks or options is another load."""
         parts = [MAPPING_VERSION, self.table, self.source, str(self.chunk_rows), self.fingerprint]
-        if self.mode != "replace":  # a replace load keeps the id it had before there were modes
-            parts += [self.mode, self.key]
-        if self.options:  # and a load without options the id it had before there were options
-            parts += [self.options]
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-    @property
-    def file_column(self) -> str:
-        """The column the load adds with each row's file name: ``source_file_column``, a hidden one for a merge
-        that keeps the latest row of a key, or none ("")."""
-        chosen = self._chosen
-        return chosen.get("source_file_column") or (HIDDEN_FILE if {"dedup", "max_bad_rows"} & chosen.keys() else "")
-
-    @property
-    def row_column(self) -> str:
-        """The hidden column the load adds with each row's index in its file, or none ("")."""
-        return HIDDEN_ROW if {"dedup", "max_bad_rows"} & self._chosen.keys() else ""
-
-    @property
-    def bad_row_budget(self) -> tuple[int, float] | None:
-        """(max_bad_rows, max_bad_fraction) of a load that quarantines bad rows (``badrows``), else None."""
-        chosen = self._chosen
-        return (chosen["max_bad_rows"], chosen["max_bad_fraction"]) if "max_bad_rows" in chosen else None
-
-    @property
-    def dedup(self) -> bool:
-        """Whether the merge keeps the latest row of a key (``dedup = "last"``)."""
-        return "dedup" in self._chosen
-
-    @property
-    def _chosen(self) -> dict:
-        return json.loads(self.options) if self.options else {}
+        return hashlib.sha256("\0".join(parts + self.options.id_parts()).encode()).hexdigest()[:16]
 
     @property
     def incremental(self) -> bool:
-        return self.mode != "replace"
-
-    @property
-    def key_columns(self) -> list[str]:
-        return self.key.split(",") if self.key else []
+        return self.options.incremental
 
     @property
     def target(self) -> TableName:
@@ -146,7 +93,7 @@ class Load(NamedTuple):
 
     @staticmethod
     def export_lock(export_folder: Path) -> Path:
-        """The file whose lock the exporting process holds (``steps.exporting``)."""
+        """The file whose lock the exporting process holds (``folders.exporting``)."""
         return export_folder.with_name(f".{export_folder.name}.lock")
 
     @property
@@ -160,7 +107,7 @@ class Load(NamedTuple):
     def verified_file(self) -> Path:
         return self.folder / "verified.json"
 
-    def forget_progress(self) -> None:
+    def remove_marks(self) -> None:
         """Remove the marks of copied chunks and of the verification (a load run again from its plan)."""
         shutil.rmtree(self.copied_folder, ignore_errors=True)
         self.verified_file.unlink(missing_ok=True)

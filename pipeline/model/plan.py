@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from ..types.mapping import Column
-from .load import HIDDEN_FILE, HIDDEN_ROW
+from .options import HIDDEN_FILE, LoadOptions
 
 
 @dataclass(frozen=True)
@@ -33,26 +33,48 @@ class Plan:
     # entries its footer counts for each: a reader that misreads repetition levels reads other counts.
     repeated_leaves: list[int] = field(default_factory=list)
     file_leaf_entries: list[list[int]] = field(default_factory=list)
-    mode: str = "replace"  # the load's (``model.load.MODES``)
+    options: LoadOptions = LoadOptions()  # the load's
     whole_table: bool = True  # an increment: scheduled when the table held no load, so it becomes the table
-    key: list[str] = field(default_factory=list)  # merge: the columns that identify a row
-    # Columns not read from the files, last in ``columns``: each row's file name, and its index in the file
-    file_column: str = ""
-    row_column: str = ""
     # an increment's files whose earlier rows it replaces: the (size, mtime_ns, digest) recorded for them
     rewritten: dict[str, list] = field(default_factory=dict)
-    # with a bad-row budget (``badrows``): the most rows it may quarantine; None: it refuses any
-    budget: int | None = None
-    dedup: bool = False  # merge: of rows sharing a key, keep the latest file's last (``dedup = "last"``)
+
+    @property
+    def mode(self) -> str:
+        return self.options.mode
+
+    @property
+    def incremental(self) -> bool:
+        return self.options.incremental
+
+    @property
+    def key(self) -> list[str]:
+        """merge: the columns that identify a row."""
+        return list(self.options.key)
+
+    @property
+    def dedup(self) -> bool:
+        """merge: of rows sharing a key, keep the latest file's last (``dedup = "last"``)."""
+        return self.options.dedup
+
+    @property
+    def file_column(self) -> str:
+        """The column, last but one in ``columns`` (or last), the load adds with each row's file name, or ""."""
+        return self.options.file_column
+
+    @property
+    def row_column(self) -> str:
+        """The column, last in ``columns``, the load adds with each row's index in its file, or ""."""
+        return self.options.row_column
 
     @property
     def quarantine(self) -> bool:
         """Whether the load sets bad rows aside (then ``file_column`` and ``row_column`` give their coordinates)."""
-        return self.budget is not None
+        return self.options.quarantine
 
     @property
-    def incremental(self) -> bool:
-        return self.mode != "replace"
+    def budget(self) -> int | None:
+        """With a bad-row budget (``badrows``): the most rows the load may quarantine; None: it refuses any."""
+        return self.options.budget(self.total_rows)
 
     @property
     def parquet_columns(self) -> list[Column]:
@@ -62,8 +84,7 @@ class Plan:
     @property
     def table_columns(self) -> list[Column]:
         """The columns of the table (the staging table may hold hidden ones more: those the plan adds)."""
-        hidden = {self.file_column, self.row_column} & {HIDDEN_FILE, HIDDEN_ROW}
-        return [c for c in self.columns if c.name not in hidden]
+        return [c for c in self.columns if c.name not in self.options.hidden_columns]
 
     @property
     def total_rows(self) -> int:
@@ -92,13 +113,25 @@ class Plan:
         return [os.path.join(self.source, self.files[i].name) for i in self.chunks[index]]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        raw = asdict(self)
+        raw["options"] = json.loads(self.options.to_json() or "{}")
+        return json.dumps(raw, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         raw = json.loads(text)
         raw["files"] = [SourceFile(**f) for f in raw["files"]]
         raw["columns"] = [Column.from_json(c) for c in raw["columns"]]
-        if "dedup" not in raw:  # written before bad-row budgets: a row column meant dedup = "last"
-            raw["dedup"] = bool(raw.get("row_column"))
+        raw["options"] = LoadOptions.from_json(json.dumps(raw["options"])) if "options" in raw else _options(raw)
         return cls(**raw)
+
+
+def _options(raw: dict) -> LoadOptions:
+    """The options of a plan written by a version whose plans held them as fields of their own (popped from
+    ``raw``): its budget was the number of rows, the limits it came from are not needed."""
+    fields = {name: raw.pop(name, None) for name in ("mode", "key", "file_column", "row_column", "budget", "dedup")}
+    file_column = fields["file_column"] or ""
+    return LoadOptions(fields["mode"] or "replace", tuple(fields["key"] or ()),
+                       file_column if file_column != HIDDEN_FILE else "",
+                       bool(fields["dedup"] if fields["dedup"] is not None else fields["row_column"]),
+                       None if fields["budget"] is None else (fields["budget"], 0))

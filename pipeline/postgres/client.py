@@ -13,9 +13,10 @@ from typing import TypeVar
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from .. import config
-from ..errors import DatabaseError, TransientDatabaseError
+from ..errors import DatabaseError, TransientDatabaseError, first_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +56,7 @@ def transient_sqlstate(code: str) -> bool:
 
 
 def translate(exc: psycopg2.Error, doing: str) -> DatabaseError:
-    message = config.redact((exc.pgerror or str(exc)).strip().split("\n")[0])
+    message = config.redact(first_line(exc.pgerror or str(exc)))
     message = message.removeprefix("ERROR:").strip()
     return (TransientDatabaseError if is_transient(exc) else DatabaseError)(f"{doing} failed: {message}")
 
@@ -74,7 +75,7 @@ def connect_failure(dsn: str, exc: psycopg2.Error) -> DatabaseError:
     """A failed connection: terminal when a server answered and accepts connections (so it refused these
     credentials, database or address) or the DSN is malformed; transient when none answered or it is
     starting up or shutting down."""
-    reason = config.redact(str(exc).strip().split("\n")[0])
+    reason = config.redact(first_line(exc))
     try:  # the ping waits no longer than a connection would
         probe = psycopg2.extensions.make_dsn(dsn, connect_timeout=config.postgres().connect_timeout)
     except psycopg2.ProgrammingError:  # a DSN libpq cannot parse
@@ -137,3 +138,16 @@ def connection() -> Iterator[psycopg2.extensions.connection]:
         yield conn
     finally:
         conn.close()
+
+
+def exists(cur, relation: sql.Composable) -> bool:
+    """Whether the table (or view, index) exists: a reader finds no state before the first load, and a user may
+    drop a table the pipeline published."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (relation.as_string(cur),))
+    return cur.fetchone()[0]
+
+
+def lock(cur, name: str) -> None:
+    """Hold the transaction-level advisory lock ``name`` until the transaction ends: writers of one table (or one
+    load) take turns."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))

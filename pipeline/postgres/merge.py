@@ -1,5 +1,5 @@
-"""Merging an increment on its key (``merge`` mode), inside the publish transaction of ``append``: the staged
-rows replace the table's rows with the same key and add the others (``INSERT … ON CONFLICT (key) DO UPDATE``,
+"""The ``merge`` mode: an increment published as ``append`` publishes one (``Append``), but merged on its key: the
+staged rows replace the table's rows with the same key and add the others (``INSERT … ON CONFLICT (key) DO UPDATE``,
 on a unique index of the key, made if missing), and the merge is verified before it commits - every staged row
 went in, the table gained exactly the keys it did not hold, and it holds each staged row under its key.
 A key twice among the staged rows is refused, or with ``dedup = "last"`` the row of the latest file (by name,
@@ -14,7 +14,8 @@ from ..errors import SourceError, VerificationError
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import MAX_IDENTIFIER
-from ..verification.postgres import SESSION_SETTINGS, pg_field, table_stats
+from ..verification.scan import SESSION_SETTINGS, pg_field, table_stats
+from .append import Append
 from .indexes import indexes_of
 
 
@@ -81,9 +82,9 @@ def ensure_unique(cur, target: TableName, key: list[str]) -> None:
                           "be merged on it; nothing was published") from exc
 
 
-def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> tuple[int, int]:
-    """Merge the ``rows`` staged rows into ``target``; (rows replaced, rows added)."""
-    ensure_unique(cur, target, plan.key)
+def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> int:
+    """Merge the ``rows`` staged rows into ``target`` (which has a unique index on the key); how many of its rows
+    they replaced."""
     on = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in plan.key)
     cur.execute(sql.SQL("SELECT count(*) FROM {} s WHERE EXISTS (SELECT 1 FROM {} t WHERE {})").format(
         staged, target.identifier(), on))
@@ -108,4 +109,20 @@ def upsert(cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int
     if table_stats(cur, under_keys, plan.table_columns) != table_stats(cur, staged, plan.table_columns):
         raise VerificationError(f"after merging, {plan.table} does not hold every staged row under its key; nothing "
                                 "was published")
-    return replaced, rows - replaced
+    return replaced
+
+
+class Merge(Append):
+    """``merge``: the verified increment's rows are merged into the target on the key."""
+
+    mode = "merge"
+
+    def left_out(self, cur, plan: Plan, staged: sql.Composable) -> int:
+        return check_keys(cur, plan, staged)
+
+    def prepare(self, cur, plan: Plan, target: TableName) -> None:
+        super().prepare(cur, plan, target)
+        ensure_unique(cur, target, plan.key)
+
+    def write_rows(self, cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> int:
+        return upsert(cur, plan, target, staged, rows)

@@ -19,8 +19,8 @@ from ..badrows import BadRow, records
 from ..errors import VerificationError
 from ..model.naming import TableName
 from ..model.plan import Plan
-from .client import transaction
-from .state import staging_table, state
+from . import schema
+from .client import exists, transaction
 
 EXPORT, COPY, POSTGRES = "export", "copy", "postgres"  # found by: the export, COPY, constraints
 SHOWN = 5  # bad rows an over-budget failure names
@@ -37,40 +37,40 @@ def insert(cur, plan: Plan, rows: list[dict], found_by: str) -> None:
         SELECT %s, %s, %s, %s, r.file, r.row, r.row_group, r.columns, r.reason, r.values, %s, r.size, r.mtime_ns
           FROM jsonb_to_recordset(%s::jsonb) AS r(file text, row bigint, row_group integer, columns text[],
                                                  reason text, values jsonb, size bigint, mtime_ns bigint)
-        ON CONFLICT DO NOTHING""").format(state("quarantine")),
+        ON CONFLICT DO NOTHING""").format(schema.table("quarantine")),
                 (plan.load_id, *target, plan.source, found_by, json.dumps(rows)))
 
 
 def counted(cur, load_id: str, found_by: str | None = None) -> int:
     """The rows the quarantine holds for the load (found by ``found_by`` only, when given)."""
     cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE load_id = %s AND (%s IS NULL OR found_by = %s)").format(
-        state("quarantine")), (load_id, found_by, found_by))
+        schema.table("quarantine")), (load_id, found_by, found_by))
     return cur.fetchone()[0]
 
 
 def coordinates(cur, load_id: str, found_by: str) -> list[tuple[str, int]]:
     """(file, row index) of the load's rows found by ``found_by``."""
     cur.execute(sql.SQL("SELECT source_file, row_index FROM {} WHERE load_id = %s AND found_by = %s").format(
-        state("quarantine")), (load_id, found_by))
+        schema.table("quarantine")), (load_id, found_by))
     return cur.fetchall()
 
 
 def first_rows(cur, load_id: str, limit: int = SHOWN) -> list[str]:
     """The load's first quarantined rows, each as "file 'f' row n: reason"."""
     cur.execute(sql.SQL("""SELECT source_file, row_index, reason FROM {} WHERE load_id = %s
-                           ORDER BY source_file, row_index LIMIT %s""").format(state("quarantine")), (load_id, limit))
+                           ORDER BY source_file, row_index LIMIT %s""").format(schema.table("quarantine")),
+                (load_id, limit))
     return [f"file {file!r} row {row:,}: {reason}" for file, row, reason in cur.fetchall()]
 
 
-def _refusing(cur, target: TableName, plan: Plan) -> list[tuple[sql.Composable, str, list[str]]]:
+def _refusing(cur, target: TableName, plan: Plan, replace: bool) -> list[tuple[sql.Composable, str, list[str]]]:
     """What the published table will refuse that the staging table does not: per CHECK constraint (and, for an
     increment, per NOT NULL column of the table it goes into), a condition true of a staged row it refuses, the
-    reason, and the columns at fault. A replace keeps only the target's own validated checks on columns the new
-    table has (``keep.restore``); an increment's rows are inserted into the target, which checks them all."""
-    cur.execute("SELECT to_regclass(%s)", (target.identifier().as_string(cur),))
-    if cur.fetchone()[0] is None:
+    reason, and the columns at fault. A ``replace`` (the staging table becomes the table) keeps only the target's
+    own validated checks on columns the new table has (``keep.restore``); an increment's rows are inserted into the
+    target, which checks them all."""
+    if not exists(cur, target.identifier()):
         return []
-    replace = plan.mode == "replace"
     staged = {c.name for c in plan.table_columns}
     cur.execute("""SELECT conname, pg_get_expr(conbin, conrelid), pg_get_constraintdef(c.oid),
                           ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = ANY(c.conkey)
@@ -94,20 +94,19 @@ def _refusing(cur, target: TableName, plan: Plan) -> list[tuple[sql.Composable, 
     return found
 
 
-def reject(conn, plan: Plan) -> int:
-    """Quarantine the verified staged rows the target table refuses (``_refusing``), with their coordinates;
-    how many the quarantine holds for the load now, of either kind."""
+def reject(conn, plan: Plan, replace: bool) -> int:
+    """Quarantine the verified staged rows the target table refuses (``_refusing``; ``replace``: the staging table
+    becomes it), with their coordinates; how many the quarantine holds for the load now, of either kind."""
     target = TableName.parse(plan.table)
-    staged = staging_table(plan.load_id)
+    staged = schema.staging(plan.load_id)
     hidden = sql.SQL(" - ").join(sql.Literal(c.name) for c in plan.columns if c not in plan.table_columns)
     with transaction(conn, f"checking the rows of {plan.table} against its constraints") as cur:
-        cur.execute("SELECT to_regclass(%s) IS NULL", (staged.as_string(cur),))
-        if cur.fetchone()[0]:  # published meanwhile, by another process
+        if not exists(cur, staged):  # published meanwhile, by another process
             return counted(cur, plan.load_id)
         # found again each time: the table's constraints may have changed since an earlier try
-        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s AND found_by = %s").format(state("quarantine")),
+        cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s AND found_by = %s").format(schema.table("quarantine")),
                     (plan.load_id, POSTGRES))
-        for condition, reason, columns in _refusing(cur, target, plan):
+        for condition, reason, columns in _refusing(cur, target, plan, replace):
             cur.execute(sql.SQL("SELECT {}, {}, to_jsonb(s) - {} FROM {} s WHERE {}").format(
                 sql.Identifier(plan.file_column), sql.Identifier(plan.row_column), hidden, staged, condition))
             found = [BadRow(file, row, columns, reason, values) for file, row, values in cur.fetchall()]
@@ -119,10 +118,10 @@ def settle(cur, plan: Plan) -> int:
     """Inside the publish: delete from the staging table the rows ``reject`` quarantined; the rows it holds then."""
     if not plan.quarantine:
         return plan.total_rows
-    staged = staging_table(plan.load_id)
+    staged = schema.staging(plan.load_id)
     cur.execute(sql.SQL("""DELETE FROM {} s USING {} q WHERE q.load_id = %s AND q.found_by = %s
                            AND q.source_file = s.{} AND q.row_index = s.{}""").format(
-        staged, state("quarantine"), sql.Identifier(plan.file_column), sql.Identifier(plan.row_column)),
+        staged, schema.table("quarantine"), sql.Identifier(plan.file_column), sql.Identifier(plan.row_column)),
         (plan.load_id, POSTGRES))
     if cur.rowcount != counted(cur, plan.load_id, POSTGRES):
         raise VerificationError(f"{plan.table}: the staging table no longer holds the rows its constraints refused; "
@@ -134,9 +133,8 @@ def forget_stale(cur, table: TableName) -> None:
     """Inside a publish (after the files are recorded and stale loads forgotten) or a delete of removed files: forget
     the table's quarantined rows whose file is no longer recorded as their load recorded it - a replaced load's, a
     rewritten or removed file's, a failed load's once it is forgotten - but not those of a load not yet published
-    (still running, or failed and kept for inspection: ``state.discard_load`` forgets them with it)."""
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("quarantine").as_string(cur),))
-    if not cur.fetchone()[0]:
+    (still running, or failed and kept for inspection: ``state.forget_load`` forgets them with it)."""
+    if not exists(cur, schema.table("quarantine")):
         return
     cur.execute(sql.SQL("""DELETE FROM {q} q WHERE q.target_schema = %s AND q.target_table = %s
                            AND NOT EXISTS (SELECT 1 FROM {f} f WHERE f.target_schema = q.target_schema
@@ -144,7 +142,7 @@ def forget_stale(cur, table: TableName) -> None:
                                            AND f.load_id = q.load_id)
                            AND NOT EXISTS (SELECT 1 FROM {loads} l WHERE l.load_id = q.load_id
                                            AND l.published_at IS NULL)""").format(
-        q=state("quarantine"), f=state("published_files"), loads=state("loads")), tuple(table))
+        q=schema.table("quarantine"), f=schema.table("published_files"), loads=schema.table("loads")), tuple(table))
 
 
 class Quarantined(NamedTuple):
@@ -164,22 +162,21 @@ class Quarantined(NamedTuple):
 def listing(conn, table: TableName) -> list[Quarantined]:
     """The table's quarantined rows, by file and row."""
     with transaction(conn, f"reading the quarantine of {table}") as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("quarantine").as_string(cur),))
-        if not cur.fetchone()[0]:
+        if not exists(cur, schema.table("quarantine")):
             return []
         cur.execute(sql.SQL("""SELECT load_id, source, source_file, row_index, row_group, columns, reason, found_by,
                                       row_values, file_size, file_mtime_ns
                                FROM {} WHERE target_schema = %s AND target_table = %s
-                               ORDER BY source_file, row_index, load_id""").format(state("quarantine")), tuple(table))
+                               ORDER BY source_file, row_index, load_id""").format(schema.table("quarantine")),
+                    tuple(table))
         return [Quarantined(*row) for row in cur.fetchall()]
 
 
 def counts(conn) -> dict[tuple[str, str], int]:
     """Quarantined rows per (schema, table)."""
     with transaction(conn, "counting quarantined rows") as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (state("quarantine").as_string(cur),))
-        if not cur.fetchone()[0]:
+        if not exists(cur, schema.table("quarantine")):
             return {}
         cur.execute(sql.SQL("SELECT target_schema, target_table, count(*) FROM {} GROUP BY 1, 2").format(
-            state("quarantine")))
+            schema.table("quarantine")))
         return {(schema, name): n for schema, name, n in cur.fetchall()}

@@ -11,15 +11,17 @@ from psycopg2 import sql
 from .. import badrows, config, faults
 from ..errors import ChunkAlreadyLoaded, VerificationError
 from ..model.chunk import Chunk, is_binary
+from ..model.load import staging_name
 from ..model.naming import TableName
 from ..model.plan import Plan
 from ..types.mapping import Column, csv_order
-from ..verification import postgres as pg_verify
+from ..verification import scan
 from ..verification.rowhash import Checksum
 from ..verification.stats import Stats
-from . import quarantine, rejected
-from .client import transaction, with_retries
-from .state import chunk_in_ledger, ensure_schema, staging_table, state
+from . import quarantine, rejected, schema
+from .client import lock, transaction, with_retries
+from .schema import ensure_schema
+from .state import LoadState
 
 
 def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
@@ -32,29 +34,41 @@ def ensure_staging(conn, plan: Plan, chunks: int) -> bool:
         sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in plan.columns
     )
     with transaction(conn, f"creating the staging table of {plan.table}") as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan.load_id,))
-        cur.execute(sql.SQL("SELECT published_at IS NOT NULL FROM {} WHERE load_id = %s").format(state("loads")),
+        lock(cur, plan.load_id)
+        cur.execute(sql.SQL("SELECT published_at IS NOT NULL FROM {} WHERE load_id = %s").format(schema.table("loads")),
                     (plan.load_id,))
         row = cur.fetchone()
         if row and row[0]:
             return False
         # No autovacuum while loading: it would scan the growing table beside the COPYs and the verification.
         cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) WITH (autovacuum_enabled = false)").format(
-            staging_table(plan.load_id), columns))
+            schema.staging(plan.load_id), columns))
         cur.execute(
             sql.SQL("""INSERT INTO {} (load_id, target_schema, target_table, source, expected_rows, chunks)
-                       VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (load_id) DO NOTHING""").format(state("loads")),
+                       VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (load_id) DO NOTHING""").format(
+                schema.table("loads")),
             (plan.load_id, target.schema, target.name, plan.source, plan.total_rows, chunks),
         )
     return True
 
 
-def drop_hidden_columns(cur, plan: Plan) -> None:
-    """Drop the columns only the load needed (``Plan.table_columns``) from its staging table."""
+def drop_hidden_columns(cur, plan: Plan, rewrite: bool) -> None:
+    """Drop the columns only the load needed (``Plan.table_columns``) from its staging table. ``rewrite``: the
+    staging table becomes the table, so it is written anew without them - a dropped column keeps its bytes in
+    every row until the table is rewritten."""
     hidden = [c for c in plan.columns if c not in plan.table_columns]
-    if hidden:
-        cur.execute(sql.SQL("ALTER TABLE {} ").format(staging_table(plan.load_id)) + sql.SQL(", ").join(
+    staged = schema.staging(plan.load_id)
+    if not hidden:
+        return
+    if not rewrite:
+        cur.execute(sql.SQL("ALTER TABLE {} ").format(staged) + sql.SQL(", ").join(
             sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
+        return
+    rewritten = schema.table(f"{staging_name(plan.load_id)}_new")
+    cur.execute(sql.SQL("CREATE TABLE {} WITH (autovacuum_enabled = false) AS SELECT {} FROM {}").format(
+        rewritten, sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.table_columns), staged))
+    cur.execute(sql.SQL("DROP TABLE {}").format(staged))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(rewritten, sql.Identifier(staging_name(plan.load_id))))
 
 
 def copy_statement(table: sql.Composable, columns: list[Column], part: Path) -> sql.Composed:
@@ -65,7 +79,7 @@ def copy_statement(table: sql.Composable, columns: list[Column], part: Path) -> 
         table, names, sql.SQL("binary" if is_binary(part) else "csv"))
 
 
-def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int, bad: list[dict] = ()) -> None:
+def _copy(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows: int, bad: list[dict] = ()) -> None:
     """COPY the chunk's files into staging and record it in the ledger, in one transaction; with the rows its
     export set aside (``bad``, ``badrows``) put in the quarantine in the same transaction.
 
@@ -76,14 +90,14 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
     with transaction(conn, f"loading {chunk} of {plan.table} (source {plan.describe_chunk(chunk.index)})") as cur:
         try:
             cur.execute(sql.SQL("INSERT INTO {} (load_id, chunk, rows) VALUES (%s, %s, %s)").format(
-                state("chunk_ledger")), (chunk.load_id, chunk.index, expected_rows))
+                schema.table("chunk_ledger")), (chunk.load_id, chunk.index, expected_rows))
         except psycopg2.errors.UniqueViolation as exc:
             raise ChunkAlreadyLoaded(f"{chunk} was already loaded by another process") from exc
         quarantine.insert(cur, plan, list(bad), quarantine.EXPORT)
         copied, refused = 0, []
         room = plan.budget - quarantine.counted(cur, plan.load_id) if plan.quarantine else 0
         for path in files:
-            statement = copy_statement(staging_table(plan.load_id), plan.columns, path)
+            statement = copy_statement(schema.staging(plan.load_id), plan.columns, path)
             rows, left_out = rejected.copy_file(cur, statement, path, buffer, plan, room - len(refused))
             copied += rows
             refused += left_out
@@ -91,7 +105,7 @@ def copy_chunk(conn, plan: Plan, chunk: Chunk, files: list[Path], expected_rows:
             quarantine.insert(cur, plan, badrows.records(plan, refused), quarantine.COPY)
             expected_rows -= len(refused)
             cur.execute(sql.SQL("UPDATE {} SET rows = %s WHERE load_id = %s AND chunk = %s").format(
-                state("chunk_ledger")), (expected_rows, chunk.load_id, chunk.index))
+                schema.table("chunk_ledger")), (expected_rows, chunk.load_id, chunk.index))
         if copied != expected_rows:
             raise VerificationError(
                 f"{chunk} of {plan.table}: its files hold {copied} rows but its source files "
@@ -106,11 +120,11 @@ def copy_once(plan: Plan, chunk: Chunk, files: list[Path]) -> str:
     def copy(conn) -> str:
         if not ensure_staging(conn, plan, len(plan.chunks)):
             return "the load was already published by another process"
-        if chunk_in_ledger(conn, chunk):
+        if LoadState(plan.load_id, TableName.parse(plan.table), plan.incremental).copied(conn, chunk.index):
             return "already in the ledger (copied during the export or by another process); not loading it again"
         try:
             bad = badrows.read(files[0].parent) if files else []
-            copy_chunk(conn, plan, chunk, files, plan.chunk_rows(chunk.index) - len(bad), bad)
+            _copy(conn, plan, chunk, files, plan.chunk_rows(chunk.index) - len(bad), bad)
         except ChunkAlreadyLoaded as exc:
             return f"{exc}; keeping that copy"
         return "copied"
@@ -122,9 +136,9 @@ def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int, l
     """(content statistics of the staging table with the row hash ``checksum`` and the rows the export
     quarantined, rows in the ledger, chunks in the ledger, (file, row) of the rows COPY refused)."""
     with transaction(conn, f"verifying the rows of {plan.table}") as cur:
-        stats = pg_verify.table_stats(cur, staging_table(plan.load_id), plan.columns, checksum)
+        stats = scan.table_stats(cur, schema.staging(plan.load_id), plan.columns, checksum)
         cur.execute(sql.SQL("SELECT coalesce(sum(rows), 0), count(*) FROM {} WHERE load_id = %s").format(
-            state("chunk_ledger")), (plan.load_id,))
+            schema.table("chunk_ledger")), (plan.load_id,))
         ledger_rows, ledger_chunks = cur.fetchone()
         refused = []
         if plan.quarantine:
@@ -134,6 +148,6 @@ def load_stats(conn, plan: Plan, checksum: Checksum) -> tuple[Stats, int, int, l
 
 
 def column_checksums(conn, plan: Plan) -> dict[int, int]:
-    """Per-column checksums of the staging table (``verification.postgres.column_checksums``)."""
+    """Per-column checksums of the staging table (``verification.scan.column_checksums``)."""
     with transaction(conn, f"checking the columns of {plan.table}") as cur:
-        return pg_verify.column_checksums(cur, staging_table(plan.load_id), plan.columns)
+        return scan.column_checksums(cur, schema.staging(plan.load_id), plan.columns)

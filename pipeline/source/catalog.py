@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 from .. import config
 from ..errors import ConfigError
-from ..model.load import MODES, Load
+from ..model.load import Load
 from ..model.naming import TableName
+from ..model.options import MODES, LoadOptions
 from .listing import fingerprint, list_files
 
 _KEYS = {"table": str, "source": str, "chunk_rows": int, "mode": str, "key": list, "dedup": str,
@@ -40,58 +42,54 @@ ON_REMOVED = ("refuse", "delete", "keep")
 DEDUP = ("refuse", "last")
 
 
-class TableOptions(NamedTuple):
-    """What ``config/`` may say about a table besides where it comes from and how it is written."""
-
-    dedup: str = "refuse"  # merge: "last" - of rows sharing a key, the latest file's (then the last row) wins
-    source_file_column: str = ""  # a column holding each row's source file name
-    on_removed: str = "refuse"  # a recorded file removed from the folder: refuse, delete its rows, keep them
-    primary_key: tuple[str, ...] = ()
-    indexes: tuple[tuple[str, ...], ...] = ()
-    settle_seconds: float = 0  # a new file modified more recently than this waits for the next run
-    max_bad_rows: int = 0  # the bad-row budget (``badrows``): the greater of these two, in rows
-    max_bad_fraction: float = 0  # ... and as a fraction of the load's rows
-
-
 class TableSpec(NamedTuple):
+    """A table's entry: where its rows come from, how it is loaded (``options``), and which files a run takes -
+    what to do with a recorded file removed from the folder (``on_removed``: refuse, delete its rows, keep them),
+    and how long a new file must be unchanged before it is taken (``settle_seconds``)."""
+
     table: str
     source: str
     chunk_rows: int
-    mode: str = "replace"
-    key: str = ""  # merge: the key's column names, comma-separated
-    options: TableOptions = TableOptions()
+    options: LoadOptions = LoadOptions()
+    on_removed: str = "refuse"
+    settle_seconds: float = 0
 
 
-def check_mode(mode: str, key: str, where: str) -> str:
+def check_mode(mode: str, key: tuple[str, ...], where: str) -> str:
     if mode not in MODES:
         raise ConfigError(f"{where}: unknown mode {mode!r}; choose {', '.join(MODES[:-1])} or {MODES[-1]}")
     if (mode == "merge") != bool(key):
-        raise ConfigError(f"{where}: mode 'merge' needs a key (the columns that identify a row)" if key == "" else
+        raise ConfigError(f"{where}: mode 'merge' needs a key (the columns that identify a row)" if not key else
                           f"{where}: a key is for mode 'merge' only, not {mode!r}")
     return mode
 
 
-def check_options(options: TableOptions, mode: str, where: str) -> TableOptions:
-    """The options that make sense together and with ``mode``."""
-    if options.dedup not in DEDUP:
-        raise ConfigError(f"{where}: unknown dedup {options.dedup!r}; choose 'last' (or leave it out to refuse)")
-    if options.dedup == "last" and mode != "merge":
-        raise ConfigError(f"{where}: dedup is for mode 'merge' only, not {mode!r}")
-    if options.on_removed not in ON_REMOVED:
-        raise ConfigError(f"{where}: unknown on_removed {options.on_removed!r}; choose 'delete' or 'keep' (or leave "
+def check_spec(spec: TableSpec, where: str) -> TableSpec:
+    """The settings that make sense together and with the mode."""
+    options = spec.options
+    if options.dedup and options.mode != "merge":
+        raise ConfigError(f"{where}: dedup is for mode 'merge' only, not {options.mode!r}")
+    if spec.on_removed not in ON_REMOVED:
+        raise ConfigError(f"{where}: unknown on_removed {spec.on_removed!r}; choose 'delete' or 'keep' (or leave "
                           "it out to refuse)")
-    if options.on_removed == "delete" and not options.source_file_column:
+    if spec.on_removed == "delete" and not options.source_file_column:
         raise ConfigError(f"{where}: on_removed = 'delete' needs a source_file_column, to find a removed file's rows")
-    if options.on_removed == "delete" and mode == "merge":  # the rows it replaced in earlier files are gone
+    if spec.on_removed == "delete" and options.mode == "merge":  # the rows it replaced in earlier files are gone
         raise ConfigError(f"{where}: on_removed = 'delete' is for mode 'append' only: a merge cannot bring back the "
                           "rows of earlier files that a removed file's rows replaced")
-    if options.settle_seconds < 0:
+    if spec.settle_seconds < 0:
         raise ConfigError(f"{where}: 'settle_seconds' must not be negative")
-    if options.max_bad_rows < 0:
+    max_rows, max_fraction = options.bad_rows or (0, 0)
+    if max_rows < 0:
         raise ConfigError(f"{where}: 'max_bad_rows' must not be negative")
-    if not 0 <= options.max_bad_fraction <= 1:
+    if not 0 <= max_fraction <= 1:
         raise ConfigError(f"{where}: 'max_bad_fraction' must be between 0 and 1")
-    return options
+    return spec
+
+
+def _bad_rows(max_rows: int, max_fraction: float) -> tuple[int, float] | None:
+    """The bad-row budget of ``LoadOptions``: None when both limits are 0 (bad rows refused)."""
+    return (max_rows, max_fraction) if max_rows or max_fraction else None
 
 
 def _column_list(value, where: str, key: str) -> tuple[str, ...]:
@@ -126,7 +124,7 @@ def find(table: str) -> TableSpec:
     return spec
 
 
-def _read(path: Path) -> list[TableSpec]:
+def _entries(path: Path) -> list[dict]:
     try:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -137,33 +135,46 @@ def _read(path: Path) -> list[TableSpec]:
     entries = doc.get("tables", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: 'tables' must be an array of tables ([[tables]])")
+    return entries
+
+
+def _checked(entry: dict, where: str) -> dict:
+    """The entry's values, each of its key's type; column lists as tuples."""
+    for key, value in entry.items():
+        if key not in _KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(_KEYS)})")
+        if key in _COLUMN_LISTS:
+            value = entry[key] = _column_list(value, where, key)
+        elif key == "indexes":
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}: 'indexes' must be a list of indexes, each a column or a list of columns")
+            value = entry[key] = tuple(_column_list(index, where, "indexes") for index in value)
+        elif not isinstance(value, _KEYS[key]) or isinstance(value, bool):
+            kind = _KEYS[key] if isinstance(_KEYS[key], type) else _KEYS[key][-1]
+            raise ConfigError(f"{where}: {key!r} must be a {'number' if kind is float else kind.__name__}")
+    for key in ("table", "source"):
+        if key not in entry:
+            raise ConfigError(f"{where}: missing {key!r}")
+    if entry.get("dedup", "refuse") not in DEDUP:
+        raise ConfigError(f"{where}: unknown dedup {entry['dedup']!r}; choose 'last' (or leave it out to refuse)")
+    return entry
+
+
+def _read(path: Path) -> list[TableSpec]:
     specs = []
-    for n, entry in enumerate(entries, 1):
+    for n, entry in enumerate(_entries(path), 1):
         where = f"{path} entry {n}"
-        for key, value in entry.items():
-            if key not in _KEYS:
-                raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(_KEYS)})")
-            if key in _COLUMN_LISTS:
-                value = entry[key] = _column_list(value, where, key)
-            elif key == "indexes":
-                if not isinstance(value, list):
-                    raise ConfigError(f"{where}: 'indexes' must be a list of indexes, each a column or a list of "
-                                      "columns")
-                value = entry[key] = tuple(_column_list(index, where, "indexes") for index in value)
-            elif not isinstance(value, _KEYS[key]) or isinstance(value, bool):
-                kind = _KEYS[key] if isinstance(_KEYS[key], type) else _KEYS[key][-1]
-                raise ConfigError(f"{where}: {key!r} must be a {'number' if kind is float else kind.__name__}")
-        for key in ("table", "source"):
-            if key not in entry:
-                raise ConfigError(f"{where}: missing {key!r}")
+        entry = _checked(entry, where)
         chunk_rows = entry.get("chunk_rows", config.pipeline().chunk_rows)
         if chunk_rows < 1:
             raise ConfigError(f"{where}: 'chunk_rows' must be positive")
-        key = ",".join(entry.get("key", []))
-        mode = check_mode(entry.get("mode", "replace"), key, where)
-        options = check_options(TableOptions(**{k: v for k, v in entry.items() if k in TableOptions._fields}),
-                                mode, where)
-        specs.append(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows, mode, key, options))
+        key = entry.get("key", ())
+        options = LoadOptions(check_mode(entry.get("mode", "replace"), key, where), key,
+                              entry.get("source_file_column", ""), entry.get("dedup") == "last",
+                              _bad_rows(entry.get("max_bad_rows", 0), entry.get("max_bad_fraction", 0)),
+                              entry.get("primary_key", ()), entry.get("indexes", ()))
+        specs.append(check_spec(TableSpec(str(TableName.parse(entry["table"])), entry["source"], chunk_rows, options,
+                                          entry.get("on_removed", "refuse"), entry.get("settle_seconds", 0)), where))
     return specs
 
 
@@ -178,26 +189,27 @@ def declared(table: str) -> TableSpec | None:
 def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", key: str = "",
             budget: tuple[int | None, float | None] = (None, None)) -> TableSpec:
     """The table's load settings: those given; for the rest, its entry in config/ when no folder is given,
-    else the defaults. The folder is made absolute. The table's options are always its entry's (they describe
-    the table, whichever folder fills it), but for a bad-row ``budget`` given (max_bad_rows, max_bad_fraction)."""
+    else the defaults. The folder is made absolute. The table's other options are always its entry's (they
+    describe the table, whichever folder fills it), but for a bad-row ``budget`` given (max_bad_rows,
+    max_bad_fraction)."""
     table = str(TableName.parse(table))
     entry = declared(table) if folder else find(table)  # with a folder given, for the table's options only
     spec = None if folder else entry
-    folder = folder or spec.source
-    chunk_rows = chunk_rows or (spec.chunk_rows if spec else 0) or config.pipeline().chunk_rows
-    mode = mode or (spec.mode if spec else "replace")
-    if not key and spec and mode == "merge":
-        key = spec.key
-    key = ",".join(c.strip() for c in key.split(",")) if key else ""
-    mode = check_mode(mode, key, "--mode")
-    options = entry.options if entry else TableOptions()
-    given = {name: value for name, value in zip(("max_bad_rows", "max_bad_fraction"), budget, strict=True)
-             if value is not None}
-    options = options._replace(**given)
-    if options.dedup == "last" and mode != "merge":  # declared for the table's merges; this run is not one
-        options = options._replace(dedup="refuse")
-    check_options(options, mode, f"{table} with --mode {mode}")
-    return TableSpec(table, os.path.abspath(folder), chunk_rows, mode, key, options)
+    declared_options = entry.options if entry else LoadOptions()
+    mode = mode or (spec.options.mode if spec else "replace")
+    columns = tuple(c.strip() for c in key.split(",")) if key else ()
+    if not columns and spec and mode == "merge":
+        columns = spec.options.key
+    check_mode(mode, columns, "--mode")
+    limits = [given if given is not None else held
+              for given, held in zip(budget, declared_options.bad_rows or (0, 0), strict=True)]
+    # dedup is declared for the table's merges; a run in another mode does without it
+    options = replace(declared_options, mode=mode, key=columns, dedup=declared_options.dedup and mode == "merge",
+                      bad_rows=_bad_rows(*limits))
+    found = TableSpec(table, os.path.abspath(folder or spec.source),
+                      chunk_rows or (spec.chunk_rows if spec else 0) or config.pipeline().chunk_rows, options,
+                      *(entry[4:] if entry else ()))
+    return check_spec(found, f"{table} with --mode {mode}")
 
 
 def current_load(table: str, folder: str = "", chunk_rows: int = 0) -> Load:

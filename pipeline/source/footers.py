@@ -13,7 +13,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import SourceError
+from ..errors import SourceError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def read_footer(path: Path) -> Footer:
         rows, leaves, entries = _counts(path, meta)
         return Footer(rows, _arrow_schema(meta.schema), leaves, entries, digest)
     except (pa.ArrowException, OSError) as exc:
-        reason = str(exc).split("\n", 1)[0]
+        reason = first_line(exc, 1000)
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc
 
 

@@ -4,7 +4,10 @@ files and of recorded files whose size or mtime changed - never the footers of t
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -47,6 +50,26 @@ def pending(folder: str, files: list[SourceFile], recorded: dict[str, Recorded],
                 (rewritten if digest is not None and f.mtime_ns <= settled else incomplete).append(f)
     names = {f.name for f in files}
     return Pending(new, rewritten, sorted(set(recorded) - names), [f.name for f in incomplete])
+
+
+class Increment(NamedTuple):
+    """The files of an increment, fixed when it is scheduled (its load's ``files.json``)."""
+
+    files: list[SourceFile]  # as they were listed then
+    whole_table: bool  # the table held no load then: the increment becomes the table
+    rewritten: dict[str, list]  # files it loads again: the (size, mtime_ns, digest) recorded for them then
+
+    def write(self, path: Path) -> None:
+        """Write it to ``path`` at once (a rename), or not at all."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"whole_table": self.whole_table, "files": [asdict(f) for f in self.files],
+                                   "rewritten": self.rewritten}))
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> Increment:
+        raw = json.loads(path.read_text())
+        return cls([SourceFile(**f) for f in raw["files"]], raw["whole_table"], raw.get("rewritten", {}))
 
 
 def stat_files(folder: str, files: list[SourceFile]) -> list[SourceFile]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -11,11 +10,12 @@ import pyarrow as pa
 
 from .. import config
 from ..errors import SourceError
-from ..model.load import HIDDEN_FILE, HIDDEN_ROW
-from ..model.plan import Plan, SourceFile
+from ..model.load import Load
+from ..model.options import HIDDEN_FILE, HIDDEN_ROW
+from ..model.plan import Plan
 from ..types.mapping import pg_column
 from .footers import read_footer
-from .increment import stat_files
+from .increment import Increment, stat_files
 from .listing import fingerprint, list_files
 
 
@@ -23,17 +23,14 @@ def _describe(schema: pa.Schema) -> list[tuple[str, str]]:
     return [(f.name, str(f.type.value_type if pa.types.is_dictionary(f.type) else f.type)) for f in schema]
 
 
-def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, chunk_rows: int,
-              files: list[SourceFile] | None = None, *, mode: str = "replace", whole_table: bool = True,
-              key: list[str] | None = None, file_column: str = "", row_column: str = "",
-              rewritten: dict[str, list] | None = None, bad_rows: tuple[int, float] | None = None,
-              dedup: bool = False) -> Plan:
+def make_plan(load: Load, increment: Increment | None = None) -> Plan:
     """Read every footer, check the schemas agree and map them, and pack files into chunks. The files are the
-    folder's, or the given ones (an increment's), as long as they are still those the fingerprint names.
-    ``file_column``, ``row_column``: columns added after the files' with each row's file name and index.
-    ``bad_rows``: the bad-row budget, (max_bad_rows, max_bad_fraction): the load may quarantine the greater."""
-    files = list_files(source) if files is None else stat_files(source, files)
-    if fingerprint(files) != expected_fingerprint:
+    folder's, or the ``increment``'s, as long as they are still those the load's fingerprint names. The columns the
+    options add (``LoadOptions.file_column``, ``row_column``) come after the files' with each row's file name and
+    index."""
+    source, options = load.source, load.options
+    files = list_files(source) if increment is None else stat_files(source, increment.files)
+    if fingerprint(files) != load.fingerprint:
         raise SourceError(f"source folder {source!r} changed after this load was scheduled; run it again")
     root = Path(source)
     with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
@@ -50,7 +47,9 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
         raise type(exc)(f"file {str(root / files[0].name)!r}: {exc}") from exc
     if not columns:
         raise SourceError(f"Parquet files in {source!r} have no columns")
-    for name, arrow_type, what in ((file_column, pa.string(), "file name"), (row_column, pa.int64(), "row index")):
+    _check_columns(load, columns)
+    for name, arrow_type, what in ((options.file_column, pa.string(), "file name"),
+                                   (options.row_column, pa.int64(), "row index")):
         if not name:
             continue
         if name in {c.name for c in columns} and name in (HIDDEN_FILE, HIDDEN_ROW):
@@ -60,24 +59,31 @@ def make_plan(load_id: str, table: str, source: str, expected_fingerprint: str, 
             raise SourceError(f"the files in {source!r} have a column {name!r} already, the name given to the column "
                               f"holding each row's {what} (source_file_column in config/); choose another")
         columns.append(pg_column(name, arrow_type, truncate_ns))
-    _check_key(key or [], columns, source)
     files = [replace(f, digest=footer.digest) for f, footer in zip(files, footers, strict=True)]
     file_rows = [footer.rows for footer in footers]
-    budget = None if bad_rows is None else max(bad_rows[0], math.floor(bad_rows[1] * sum(file_rows)))
-    return Plan(load_id, table, source, files, file_rows, columns, pack(file_rows, chunk_rows),
-                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], mode, whole_table, key or [],
-                file_column, row_column, rewritten or {}, budget, dedup)
+    return Plan(load.load_id, load.table, source, files, file_rows, columns, pack(file_rows, load.chunk_rows),
+                footers[0].repeated_leaves, [footer.leaf_entries for footer in footers], options,
+                increment.whole_table if increment else True, increment.rewritten if increment else {})
 
 
-def _check_key(key: list[str], columns: list, source: str) -> None:
+def _check_columns(load: Load, columns: list) -> None:
+    """The columns the options name - a merge's key, the declared primary key and indexes - are the files'."""
     by_name = {c.name: c for c in columns}
-    for name in key:
+    options, source = load.options, load.source
+    for name in options.key:
         if name not in by_name:
             raise SourceError(f"key column {name!r} is not a column of the files in {source!r} (they have "
                               f"{', '.join(by_name)})")
         if by_name[name].is_float:
             raise SourceError(f"key column {name!r} is a float column ({by_name[name].pg_type}); floats do not make "
                               "a merge key - choose columns whose values compare exactly")
+    declared = [("the primary key", options.primary_key)] if options.primary_key else []
+    declared += [("an index on", index) for index in options.indexes]
+    for what, names in declared:
+        missing = [name for name in names if name not in by_name and name != options.source_file_column]
+        if missing:
+            raise SourceError(f"config/ declares {what} ({', '.join(names)}) for {load.table}, but the files in "
+                              f"{source!r} have no column {missing[0]!r}; nothing was loaded")
 
 
 def pack(file_rows: list[int], chunk_rows: int) -> list[list[int]]:

@@ -7,7 +7,7 @@ timestamp and time hashes), each with a 64-bit seed. They cost the server almost
 per value where ``md5()`` costs it about 1.8 µs a row. Computing the same functions here,
 vectorised with numpy over every value of a batch, lets the Arrow engine's content
 checksum be recomputed by PostgreSQL cheaply. This is the little-endian form of the
-functions (every server PostgreSQL runs on today); ``verification.postgres`` checks the server agrees
+functions (every server PostgreSQL runs on today); ``verification.scan`` checks the server agrees
 on known values before relying on them.
 """
 

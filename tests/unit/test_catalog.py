@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.model.load import HIDDEN_FILE, HIDDEN_ROW, Load, export_options
-from pipeline.source.catalog import TableOptions, TableSpec, current_load, load_tables
+from pipeline.model.load import Load
+from pipeline.model.options import HIDDEN_FILE, HIDDEN_ROW, LoadOptions
+from pipeline.source.catalog import TableSpec, current_load, load_tables
 
 
 def write(folder, name, text):
@@ -20,8 +21,8 @@ def test_tables_are_read_from_every_file_with_names_normalised(tmp_path):
     write(folder, "b.toml", '[[tables]]\ntable = \'s."Odd Name"\'\nsource = "/abs"\nchunk_rows = 7\n'
                             'mode = "append"\n')
     write(folder, "notes.txt", "ignored")
-    assert load_tables(str(folder)) == [TableSpec("product.master", "data", 1_000_000, "replace"),
-                                        TableSpec('s."Odd Name"', "/abs", 7, "append")]
+    assert load_tables(str(folder)) == [TableSpec("product.master", "data", 1_000_000),
+                                        TableSpec('s."Odd Name"', "/abs", 7, LoadOptions("append"))]
 
 
 @pytest.mark.parametrize("text, phrase", [
@@ -59,8 +60,8 @@ def test_the_table_options_are_read_with_one_column_or_many(tmp_path):
     folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "a.b"\nsource = "x"\nmode = "merge"\n'
                    'key = "id"\ndedup = "last"\nsource_file_column = "f"\non_removed = "keep"\nprimary_key = "id"\n'
                    'indexes = ["day", ["f", "id"]]\nsettle_seconds = 2.5\n')
-    assert load_tables(str(folder))[0].options == TableOptions("last", "f", "keep", ("id",), (("day",), ("f", "id")),
-                                                               2.5)
+    assert load_tables(str(folder))[0] == TableSpec("a.b", "x", 1_000_000, LoadOptions(
+        "merge", ("id",), "f", True, None, ("id",), (("day",), ("f", "id"))), "keep", 2.5)
 
 
 def test_the_current_load_follows_the_folder_and_changes_with_it(tmp_path, monkeypatch):
@@ -78,11 +79,11 @@ def test_a_bad_row_budget_makes_a_load_of_its_own_with_coordinates(tmp_path):
     folder = write(tmp_path / "config", "a.toml", '[[tables]]\ntable = "a.b"\nsource = "x"\nmax_bad_rows = 10\n'
                    'max_bad_fraction = 0.5\n')
     options = load_tables(str(folder))[0].options
-    assert (options.max_bad_rows, options.max_bad_fraction) == (10, 0.5)
+    assert options.bad_rows == (10, 0.5) and options.budget(100) == 50 and options.budget(10) == 10
     plain = Load("a.b", "/x", 10, "f")
-    budget = plain._replace(options=export_options(max_bad_rows=10, max_bad_fraction=0.5))
-    assert budget.load_id != plain.load_id and budget.bad_row_budget == (10, 0.5) and plain.bad_row_budget is None
-    assert (budget.file_column, budget.row_column, budget.dedup) == (HIDDEN_FILE, HIDDEN_ROW, False)
-    named = plain._replace(options=export_options("src", max_bad_rows=1))
-    assert (named.file_column, named.row_column) == ("src", HIDDEN_ROW)
-    assert export_options() == "" and plain.file_column == ""  # no budget: the ids and columns of before
+    budget = plain._replace(options=options)
+    assert budget.load_id != plain.load_id and plain.options.budget(100) is None
+    assert (options.file_column, options.row_column, options.dedup) == (HIDDEN_FILE, HIDDEN_ROW, False)
+    named = LoadOptions(source_file_column="src", bad_rows=(1, 0))
+    assert (named.file_column, named.row_column, named.hidden_columns) == ("src", HIDDEN_ROW, (HIDDEN_ROW,))
+    assert (plain.options.file_column, plain.options.row_column) == ("", "")

@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.engines import core
 from pipeline.engines.spark_session import by_value
+from pipeline.model.options import LoadOptions
 from pipeline.model.plan import Plan, SourceFile
 from pipeline.types.mapping import pg_column
 
@@ -25,13 +26,13 @@ UTC = dt.UTC
 # pyarrow's reading of the files, and the same rows as Spark hands them to mapInArrow
 READ = pa.schema([("id", pa.uint32()), ("big", pa.uint64()), ("name", pa.dictionary(pa.int32(), pa.string())),
                   ("ts", pa.timestamp("us")), ("tags", pa.list_(pa.string())), ("src", pa.string()),
-                  ("row", pa.int64())])
+                  ("_pipeline_row", pa.int64())])
 ROWS = {"id": [1, 2**32 - 1, 3], "big": [2**64 - 1, None, 0], "name": ["a,\"b\"", "bad\x00", None],
         "ts": [dt.datetime(2023, 1, 1, 0, 0, 0, 1), None, dt.datetime(9999, 12, 31)],
-        "tags": [["x", None], [], None], "src": ["a.parquet"] * 3, "row": [0, 1, 2]}
+        "tags": [["x", None], [], None], "src": ["a.parquet"] * 3, "_pipeline_row": [0, 1, 2]}
 SPARK = pa.schema([("id", pa.int64()), ("big", pa.decimal128(20, 0)), ("name", pa.string()),
                    ("ts", pa.timestamp("us", "UTC")), ("tags", pa.list_(pa.field("element", pa.string()))),
-                   ("src", pa.string()), ("row", pa.int64()), ("_l0", pa.int32())])
+                   ("src", pa.string()), ("_pipeline_row", pa.int64()), ("_l0", pa.int32())])
 
 # Run where this package, Luigi and the database drivers cannot be imported, as on a cluster's executor
 EXECUTOR = """
@@ -57,7 +58,8 @@ print(json.dumps(pa.Table.from_batches(list(run(iter([batch])))).to_pylist()))
 def plan(folder: Path) -> Plan:
     columns = [pg_column(f.name, f.type) for f in READ]
     return Plan("load1", "s.t", str(folder), [SourceFile("a.parquet", 1, 1)], [3], columns, [[0]],
-                repeated_leaves=[3], file_leaf_entries=[[4]], file_column="src", row_column="row", budget=5)
+                repeated_leaves=[3], file_leaf_entries=[[4]],
+                options=LoadOptions(source_file_column="src", bad_rows=(5, 0)))
 
 
 def _shipped(task, batch: pa.RecordBatch, folder: Path) -> dict:
@@ -91,7 +93,7 @@ def test_the_spark_task_runs_shipped_by_value_and_writes_what_the_arrow_engine_w
 
 
 def test_a_shipped_task_writes_binary_chunks_as_the_arrow_engine_does(tmp_path):
-    whole = replace(plan(tmp_path), budget=None)  # binary chunks: no budget
+    whole = replace(plan(tmp_path), options=LoadOptions(source_file_column="src"))  # binary chunks: no budget
     rows = {**ROWS, "name": ["a,\"b\"", "c", None]}
     local = io.BytesIO()
     expected, _ = core.write_batches(whole, [pa.RecordBatch.from_pydict(rows, schema=READ)], local, binary=True)
@@ -130,7 +132,7 @@ def _run_here(task, batches=()) -> dict:
 
 
 def test_a_task_of_no_rows_writes_a_valid_empty_part(tmp_path):
-    whole = replace(plan(tmp_path), budget=None)
+    whole = replace(plan(tmp_path), options=LoadOptions(source_file_column="src"))
     result = _run_here(core.spark_task(core.task_plan(whole), str(tmp_path), READ, ["a.parquet"], 1, binary=True))
     written = (tmp_path / "part-00007.bin").read_bytes()
     assert written.startswith(b"PGCOPY\n\xff\r\n\x00") and written.endswith(b"\xff\xff")  # header, trailer

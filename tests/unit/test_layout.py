@@ -1,13 +1,16 @@
 """The package's shape: no import cycle, engines depend on verification and never the reverse, no module
-much over 250 lines, and importing the package configures no logging."""
+much over 250 lines, importing the package configures no logging, and what has one home stays there."""
 
 from __future__ import annotations
 
 import ast
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipeline"
 
@@ -104,3 +107,23 @@ def test_importing_the_package_configures_no_logging():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0", "True", "0"]
     assert logging.getLogger("pipeline").propagate
+
+
+@pytest.mark.parametrize("snippet, home", [
+    ("to_regclass(%s) IS NOT NULL", "postgres/client.py"),  # client.exists
+    ("pg_advisory_xact_lock", "postgres/client.py"),  # client.lock
+    ('.split("\\n"', "errors.py"),  # errors.first_line
+    ("exc).splitlines()[0]", "errors.py"),
+    ('"_pipeline_file"', "model/options.py"),  # the hidden columns' names
+    ('"_pipeline_row"', "model/options.py"),
+    ("CREATE TABLE IF NOT EXISTS {ledger}", "postgres/schema.py"),  # the state tables
+    ("def export_options", "-"),  # the options' second shape, gone: ``LoadOptions`` is the one
+])
+def test_a_snippet_with_one_home_is_written_there_only(snippet, home):
+    assert [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+            if snippet in p.read_text() and p.relative_to(PACKAGE) != Path(home)] == []
+
+
+def test_the_postgres_side_tells_write_modes_apart_by_their_writer_not_by_name():
+    compared = re.compile(r"""\bmode\s*[!=]=\s*["']""")
+    assert [p.name for p in (PACKAGE / "postgres").rglob("*.py") if compared.search(p.read_text())] == []
