@@ -104,7 +104,7 @@ def _map_key(encoded: str) -> tuple[bytes, str]:
     """(the object key's bytes, its JSON text) for a map key's JSON text: a string key as it is,
     any other key as the text of its JSON value ("1", "true", "2024-01-31")."""
     if encoded.startswith('"'):
-        return json.loads(encoded).encode(), encoded
+        return json.loads(encoded, strict=False).encode(), encoded  # a NUL is read here, refused later
     return encoded.encode(), '"' + encoded + '"'
 
 
