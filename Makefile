@@ -36,7 +36,7 @@ chaos: install ## the long fault-injection run: 25 SIGKILLs at random instants, 
 		$(VENV)/bin/pytest tests/test_chaos.py -s -p no:cacheprovider
 	@tail -n 6 test-artifacts/chaos.txt
 
-corpus: install ## load every parquet-testing file with both engines and rewrite the README's corpus table
+corpus: install ## load every parquet-testing file with both engines and rewrite the corpus table in docs/corpus.md
 	PIPELINE_WRITE_CORPUS_TABLE=1 $(VENV)/bin/pytest tests/test_corpus.py -p no:cacheprovider -q
 
 bench: install ## benchmark against the COPY limits, the original solutions and the peers ADBC and pgpq (BENCH_ARGS="--rows 1000000 --repeat 3")

@@ -4,8 +4,8 @@ Every file of ``data/`` and ``bad_data/`` is loaded by both engines, with CSV an
 ``luigi ... IngestAll`` run per engine and format over a table per file, so Spark starts once a run - and
 each either loads exactly (compared with its
 source value by value) or is refused with one error line naming it, leaving no table. ``REFUSED`` pins
-the files that must be refused, and why; every other file must load. The outcomes go into the README's
-corpus table, which this test keeps true (``make corpus`` rewrites it).
+the files that must be refused, and why; every other file must load. The outcomes go into the corpus
+table of docs/corpus.md, which this test keeps true (``make corpus`` rewrites it).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ FILES = sorted(f"{d}/{p.name}" for d in ("data", "bad_data") for p in (CORPUS / 
 RUNS = ("arrow", "spark", "arrow-binary", "spark-binary")
 ENGINES = tuple(os.environ.get("PIPELINE_CORPUS_ENGINES", " ".join(RUNS)).split())
 ARTIFACTS = REPO / "test-artifacts"
-README = REPO / "README.md"
+CORPUS_DOC = REPO / "docs" / "corpus.md"
 BEGIN, END = "<!-- corpus table: written by tests/test_corpus.py -->", "<!-- end of corpus table -->"
 
-# file -> a phrase its refusal must hold (on both engines); the reason goes into the README
+# file -> a phrase its refusal must hold (on both engines); the reason goes into docs/corpus.md
 REFUSED = {
     "data/datapage_v1-corrupt-checksum.parquet": "is corrupt: a page does not match the CRC checksum",
     "data/rle-dict-uncompressed-corrupt-checksum.parquet": "is corrupt: a page does not match the CRC checksum",
@@ -158,8 +158,8 @@ def _reason(output: str, name: str) -> str:
 
 
 @pytest.mark.skipif(not FILES, reason=f"{CORPUS}/data is absent (the parquet-testing corpus)")
-def test_the_readme_lists_every_corpus_file_with_its_outcome(corpus_runs):
-    """The README's corpus table is this run's outcomes (run ``make corpus`` to rewrite it)."""
+def test_the_corpus_doc_lists_every_corpus_file_with_its_outcome(corpus_runs):
+    """The corpus table of docs/corpus.md is this run's outcomes (run ``make corpus`` to rewrite it)."""
     if ENGINES != RUNS or len(OUTCOMES) != len(FILES) * len(ENGINES):
         pytest.skip("runs only after every per-file test of this module passed")
     lines = ["| file | Arrow engine | Spark engine | Arrow, binary chunks | Spark, binary chunks "
@@ -175,10 +175,10 @@ def test_the_readme_lists_every_corpus_file_with_its_outcome(corpus_runs):
         reason = _reason(corpus_runs[refused_by[0]][1], name) if refused_by else ""
         lines.append(f"| `{name}` | {' | '.join(outcomes)} | {reason} |")
     table = "\n".join(lines)
-    text = README.read_text()
+    text = CORPUS_DOC.read_text()
     begin, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     current = text[begin:end].strip()
     if os.environ.get("PIPELINE_WRITE_CORPUS_TABLE"):
-        README.write_text(text[:begin] + "\n" + table + "\n" + text[end:])
+        CORPUS_DOC.write_text(text[:begin] + "\n" + table + "\n" + text[end:])
         return
-    assert current == table, "the README's corpus table is out of date: run `make corpus`\n" + table
+    assert current == table, "the corpus table of docs/corpus.md is out of date: run `make corpus`\n" + table

@@ -58,7 +58,7 @@ def test_worker_runs_the_documented_command():
     entrypoint = json.loads(dockerfile_instruction("ENTRYPOINT")[-1])
     command = " ".join(entrypoint + SERVICES["worker"]["command"])
     assert command == "luigi --module pipeline IngestAll --scheduler-host luigid --workers 2 --no-lock"
-    assert command in " ".join((REPO / "README.md").read_text().split())
+    assert command in " ".join((REPO / "docs" / "operations.md").read_text().split())
     assert SERVICES["luigid"]["entrypoint"] == ["luigid"]
 
 
