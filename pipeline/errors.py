@@ -54,9 +54,9 @@ class StateReset(PipelineError):
     """A load's state no longer matched the database and was reset; running again loads it afresh."""
 
 
-def first_line(error: BaseException | str, limit: int = 500) -> str:
-    """The first line of an error's text, trimmed to ``limit`` characters; an exception without text by its class
-    name. Drivers and readers put a stack or a query under the first line."""
+def first_line(error: BaseException | str, limit: int | None = 500) -> str:
+    """The first line of an error's text, trimmed to ``limit`` characters (None: whole); an exception without text
+    by its class name. Drivers and readers put a stack or a query under the first line."""
     text = str(error).strip().split("\n", 1)[0][:limit]
     return text or (type(error).__name__ if isinstance(error, BaseException) else "")
 

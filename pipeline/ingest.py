@@ -10,9 +10,10 @@ import luigi
 
 from . import scheduling
 from .model.naming import TableName
+from .parameters import TABLE
 from .postgres import append, client, state
 from .source import catalog
-from .tasks import TABLE, PublishTable, SetsUpTheRun
+from .tasks import PublishTable, SetsUpTheRun
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class IngestTable(SetsUpTheRun, luigi.WrapperTask):
     def _tasks(self) -> list[luigi.Task]:
         load, removed, spec = scheduling.schedule(catalog.resolve(
             self.table, self.source, self.chunk_rows, self.mode, self.key, (self.max_bad_rows, self.max_bad_fraction)))
-        tasks = [] if load is None else [PublishTable(**load._asdict())]
+        tasks = [] if load is None else [PublishTable.of(load)]
         if removed:
             tasks.append(ForgetRemovedFiles(table=spec.table, files=removed,
                                             file_column=spec.options.source_file_column))

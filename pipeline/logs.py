@@ -43,7 +43,7 @@ class OneLineErrors(logging.Filter):
         error = _pipeline_error(record)
         if error is None:
             return True
-        headline = errors.first_line(record.getMessage(), 10_000).rstrip(":")
+        headline = errors.first_line(record.getMessage(), None).rstrip(":")
         headline = _WILL_NOT_RUN.sub(r"Cannot run \1", headline)
         record.msg, record.args = "%s: %s", (" ".join(headline.split()), error)
         record.levelno, record.levelname = logging.ERROR, "ERROR"

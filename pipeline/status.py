@@ -46,10 +46,9 @@ def table_status(conn, spec: catalog.TableSpec) -> TableStatus:
         done = "appended" if spec.options.mode == "append" else "merged"
         where = f"{len(removed):,} removed files' rows to delete" if removed else f"{done}, up to date"
         return TableStatus(spec.table, load_id, where, 0, None, rows, rows, None, None)
-    loaded = state.LoadState.of(load)
     published = state.published_load(conn, load.target)
-    chunks_done, rows_loaded = loaded.progress(conn)
-    if loaded.published(conn) and not load.incremental:
+    chunks_done, rows_loaded = state.LoadState.of(load).progress(conn)
+    if published and published[0] == load.load_id and not load.incremental:
         return TableStatus(spec.table, load.load_id, "published, up to date", chunks_done, chunks_done,
                            published[1], published[1], None, None)
     if not load.plan_file.exists():

@@ -127,6 +127,7 @@ def sentence(plan: Plan, done: Published) -> str:
     if done.already:
         return f"load {plan.load_id} was already published by another process"
     made = f"; made the {', '.join(done.made)} config/ declares" if done.made else ""
+    made += f"; made an {', '.join(done.needed)}" if done.needed else ""
     if done.mode == "replace":
         bad = f" ({done.quarantined:,} quarantined: python -m pipeline quarantine {plan.table})" if done.quarantined \
             else ""

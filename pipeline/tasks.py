@@ -28,11 +28,10 @@ from pathlib import Path
 
 import luigi
 
-from . import budget, config, engines, faults, folders, logs, steps
+from . import budget, config, engines, faults, folders, logs, parameters, steps
 from .errors import StateReset, explain
 from .model.chunk import Chunk, Manifest
 from .model.load import Load
-from .model.options import LoadOptions
 from .model.plan import Plan
 from .postgres import client, modes
 from .postgres.schema import ensure_schema
@@ -41,32 +40,6 @@ from .source.increment import Increment
 from .source.planning import make_plan
 
 log = logging.getLogger(__name__)
-
-# Parameter order is creation order; it is the order a task shows its parameters in logs and the visualiser.
-TABLE = luigi.Parameter(description="Target table, schema.table")
-_CHUNK = luigi.IntParameter(description="Index of the chunk in the load's chunk set")
-_SOURCE = luigi.Parameter(description="Folder of Parquet files (absolute path)")
-_CHUNK_ROWS = luigi.IntParameter(description="Rows per CSV chunk, about")
-_FINGERPRINT = luigi.Parameter(description="Digest of the source files' names, sizes and mtimes")
-
-
-class LoadOptionsParameter(luigi.Parameter):
-    """A ``LoadOptions`` value, shown and hashed as its canonical JSON (``LoadOptions.to_json``)."""
-
-    def parse(self, x: str) -> LoadOptions:
-        return LoadOptions.from_json(x)
-
-    def serialize(self, x: LoadOptions) -> str:
-        return x.to_json()
-
-    def normalize(self, x) -> LoadOptions:
-        return LoadOptions.from_json(x) if isinstance(x, str) else x
-
-
-_OPTIONS = LoadOptionsParameter(default=LoadOptions(), description="How the table is loaded, from config/ or the "
-                                "command line: mode (replace, append, merge), key, source_file_column, dedup, "
-                                "bad-row budget, declared primary key and indexes (JSON; empty: a plain replace)")
-
 
 class SetsUpTheRun:
     """Creating a task of the pipeline sets up the run - its logging (``logs``) and a state dir private to the
@@ -81,23 +54,27 @@ class SetsUpTheRun:
 class LoadTask(SetsUpTheRun, luigi.Task):
     """Shared by every task of one load."""
 
-    table = TABLE
-    source = _SOURCE
-    chunk_rows = _CHUNK_ROWS
-    fingerprint = _FINGERPRINT
-    options = _OPTIONS
+    table = parameters.TABLE
+    source = parameters.SOURCE
+    chunk_rows = parameters.CHUNK_ROWS
+    fingerprint = parameters.FINGERPRINT
+    options = parameters.OPTIONS
+    declared = parameters.DECLARED
+
+    @classmethod
+    def of(cls, load: Load, **more) -> LoadTask:
+        """The task of ``load``."""
+        return cls(table=load.table, source=load.source, chunk_rows=load.chunk_rows, fingerprint=load.fingerprint,
+                   options=load.options, declared=load.options, **more)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         folders.hold(self.load.folder)  # a process that has scheduled the load uses its folder
 
-    @property
-    def load_params(self) -> dict:
-        return self.load._asdict()
-
     @cached_property
     def load(self) -> Load:
-        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, self.options)
+        options = replace(self.options, primary_key=self.declared.primary_key, indexes=self.declared.indexes)
+        return Load(self.table, self.source, self.chunk_rows, self.fingerprint, options)
 
     @property
     def load_id(self) -> str:
@@ -107,7 +84,7 @@ class LoadTask(SetsUpTheRun, luigi.Task):
         """The load's plan, with the task's options: the same as the plan's but for the declared indexes, which
         config/ may have changed since it was planned (the newest declaration is made), or which a plan written by
         an earlier version does not hold."""
-        return replace(Plan.from_json(self.load.plan_file.read_text()), options=self.options)
+        return replace(Plan.from_json(self.load.plan_file.read_text()), options=self.load.options)
 
     def reset_if_vanished(self) -> bool:
         """Forget the load if it was published and its rows are gone since (``LoadState.reset_if_vanished``)."""
@@ -158,7 +135,7 @@ class ExportCsvChunks(LoadTask):
     a chunk not copied here (a copy failed, the process died) is left to its ``CopyChunkToPostgres``."""
 
     def requires(self):
-        return SparkReadParquet(**self.load_params)
+        return SparkReadParquet.of(self.load)
 
     def output(self):
         return luigi.LocalTarget(self.load.manifest_file)
@@ -177,10 +154,10 @@ class ExportCsvChunks(LoadTask):
 class CopyChunkToPostgres(LoadTask):
     """COPY one chunk into the load's staging table, recording it in the ledger in the same transaction."""
 
-    chunk = _CHUNK
+    chunk = parameters.CHUNK
 
     def requires(self):
-        return ExportCsvChunks(**self.load_params)
+        return ExportCsvChunks.of(self.load)
 
     def output(self):
         return luigi.LocalTarget(self.load.copied_file(Chunk(self.load_id, self.chunk).dirname))
@@ -194,7 +171,7 @@ class VerifyRowCount(LoadTask):
     column's content statistics match those observed in the source (see ``verification``)."""
 
     def requires(self):
-        return ExportCsvChunks(**self.load_params)
+        return ExportCsvChunks.of(self.load)
 
     def output(self):
         return luigi.LocalTarget(self.load.verified_file)
@@ -207,7 +184,7 @@ class VerifyRowCount(LoadTask):
     def run(self):
         plan = self.plan()
         manifest = Manifest.read(Path(self.input().path), plan.columns)
-        chunks = [CopyChunkToPostgres(chunk=i, **self.load_params) for i in range(len(manifest.chunk_rows))]
+        chunks = [CopyChunkToPostgres.of(self.load, chunk=i) for i in range(len(manifest.chunk_rows))]
         done = sum(task.complete() for task in chunks)
         self.report(f"{done}/{len(chunks)} chunks loaded", 100 * done / max(1, len(chunks)))
         yield chunks
@@ -229,7 +206,7 @@ class PublishTable(LoadTask):
     schema says the target holds the load."""
 
     def requires(self):
-        return VerifyRowCount(**self.load_params)
+        return VerifyRowCount.of(self.load)
 
     def output(self):
         return PublishedTarget(self.load)

@@ -20,6 +20,7 @@ import pytest
 from helpers import REPO, assert_table_matches, ingest, ingest_cmd, ok, query, write_awkward
 
 from pipeline.model.load import Load
+from pipeline.model.options import LoadOptions
 from pipeline.source.listing import fingerprint, list_files
 
 KILLS = int(os.environ.get("PIPELINE_CHAOS_KILLS", "3"))
@@ -42,7 +43,8 @@ def current_load(source, dsn: str, mode: str) -> Load:
     files = list_files(source)
     if mode != "replace":
         files = [f for f in files if f.name not in recorded(dsn)] or files  # all recorded: the last increment
-    return Load("chaos.t", str(source), ROWS, fingerprint(files), mode, KEYS.get(mode, ""))
+    return Load("chaos.t", str(source), ROWS, fingerprint(files), LoadOptions(mode, tuple(KEYS.get(mode, "").split(",")
+                                                                                         if mode in KEYS else ())))
 
 
 def phase(load: Load, dsn: str) -> str:

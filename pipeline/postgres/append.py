@@ -105,7 +105,7 @@ class Append(Writer):
                                  "run again to load every file of the folder")
             move_into_place(cur, plan, target)
             made = indexes.declare(cur, target.identifier(), plan.table, plan.options)  # before the merge key's
-            self.prepare(cur, plan, target)
+            needed = self.prepare(cur, plan, target)
             total = rows
         else:  # a table this pipeline published, or one a user made for it
             problem = _drift(cur, target, staged, "the increment's files")
@@ -113,7 +113,7 @@ class Append(Writer):
                 raise SourceError(f"cannot load into {plan.table}: {problem} (it changed during the load); "
                                   "nothing was published")
             made = indexes.declare(cur, target.identifier(), plan.table, plan.options)  # before the merge key's
-            self.prepare(cur, plan, target)
+            needed = self.prepare(cur, plan, target)
             if plan.rewritten:
                 deleted = delete_file_rows(cur, plan.table, plan.file_column, list(plan.rewritten))
             replaced = self.write_rows(cur, plan, target, staged, rows)
@@ -123,17 +123,19 @@ class Append(Writer):
         quarantine.forget_stale(cur, target)
         cur.execute(sql.SQL("DELETE FROM {} WHERE load_id = %s").format(schema.table("chunk_ledger")), (plan.load_id,))
         return Published(self.mode, total, staged_rows, len(plan.files), plan.total_rows - staged_rows,
-                         staged_rows - rows, replaced, deleted, len(plan.rewritten), tuple(made))
+                         staged_rows - rows, replaced, deleted, len(plan.rewritten), tuple(made), tuple(needed))
 
     def left_out(self, cur, plan: Plan, staged: sql.Composable) -> int:
         """The staged rows that do not go into the table: none."""
         return 0
 
-    def prepare(self, cur, plan: Plan, target: TableName) -> None:
-        """What the table needs before the rows go in: with a ``source_file_column``, an index to find a file's
-        rows by (a rewritten or removed file's rows are deleted by it)."""
-        if plan.options.source_file_column and indexes.ensure_lookup(cur, target, plan.options.source_file_column):
-            log.info("%s: made an index on %s, by which a file's rows are found", plan.table, plan.file_column)
+    def prepare(self, cur, plan: Plan, target: TableName) -> list[str]:
+        """What the table needs before the rows go in, and what it made of it, in words: with a
+        ``source_file_column``, an index to find a file's rows by (a rewritten or removed file's rows are deleted
+        by it)."""
+        column = plan.options.source_file_column
+        return [f"index ({column}) to find a file's rows by"] if column and indexes.ensure_lookup(
+            cur, target, column) else []
 
     def write_rows(self, cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> int:
         """Insert the ``rows`` staged rows into the target; how many of its rows they replaced (none)."""

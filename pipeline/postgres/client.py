@@ -56,7 +56,7 @@ def transient_sqlstate(code: str) -> bool:
 
 
 def translate(exc: psycopg2.Error, doing: str) -> DatabaseError:
-    message = config.redact(first_line(exc.pgerror or str(exc)))
+    message = config.redact(first_line(exc.pgerror or str(exc), None))
     message = message.removeprefix("ERROR:").strip()
     return (TransientDatabaseError if is_transient(exc) else DatabaseError)(f"{doing} failed: {message}")
 
@@ -75,7 +75,7 @@ def connect_failure(dsn: str, exc: psycopg2.Error) -> DatabaseError:
     """A failed connection: terminal when a server answered and accepts connections (so it refused these
     credentials, database or address) or the DSN is malformed; transient when none answered or it is
     starting up or shutting down."""
-    reason = config.redact(first_line(exc))
+    reason = config.redact(first_line(exc, None))
     try:  # the ping waits no longer than a connection would
         probe = psycopg2.extensions.make_dsn(dsn, connect_timeout=config.postgres().connect_timeout)
     except psycopg2.ProgrammingError:  # a DSN libpq cannot parse

@@ -120,9 +120,10 @@ class Merge(Append):
     def left_out(self, cur, plan: Plan, staged: sql.Composable) -> int:
         return check_keys(cur, plan, staged)
 
-    def prepare(self, cur, plan: Plan, target: TableName) -> None:
-        super().prepare(cur, plan, target)
+    def prepare(self, cur, plan: Plan, target: TableName) -> list[str]:
+        """The unique index on the key that ``ON CONFLICT`` needs (a merge never deletes a file's rows)."""
         ensure_unique(cur, target, plan.key)
+        return []
 
     def write_rows(self, cur, plan: Plan, target: TableName, staged: sql.Composable, rows: int) -> int:
         return upsert(cur, plan, target, staged, rows)

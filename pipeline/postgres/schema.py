@@ -51,9 +51,9 @@ def table(name: str) -> sql.Identifier:
     return sql.Identifier(config.postgres().state_schema, name)
 
 
-def staging(load_id: str) -> sql.Identifier:
-    """The staging table of load ``load_id``."""
-    return table(staging_name(load_id))
+def staging(load_id: str, rewritten: bool = False) -> sql.Identifier:
+    """The staging table of load ``load_id`` (``rewritten``: the table it is written anew into, then renamed to)."""
+    return table(staging_name(load_id) + ("_new" if rewritten else ""))
 
 
 def ensure_schema(conn) -> None:

@@ -64,7 +64,7 @@ def drop_hidden_columns(cur, plan: Plan, rewrite: bool) -> None:
         cur.execute(sql.SQL("ALTER TABLE {} ").format(staged) + sql.SQL(", ").join(
             sql.SQL("DROP COLUMN {}").format(sql.Identifier(c.name)) for c in hidden))
         return
-    rewritten = schema.table(f"{staging_name(plan.load_id)}_new")
+    rewritten = schema.staging(plan.load_id, rewritten=True)
     cur.execute(sql.SQL("CREATE TABLE {} WITH (autovacuum_enabled = false) AS SELECT {} FROM {}").format(
         rewritten, sql.SQL(", ").join(sql.Identifier(c.name) for c in plan.table_columns), staged))
     cur.execute(sql.SQL("DROP TABLE {}").format(staged))

@@ -22,6 +22,7 @@ class Published:
     deleted: int = 0  # the earlier rows of the rewritten files, deleted first
     rewritten: int = 0  # files loaded again
     made: tuple[str, ...] = ()  # the declared primary key and indexes it made, in words
+    needed: tuple[str, ...] = ()  # the indexes the mode itself made, in words
     already: bool = False  # another process had published the load: this one did nothing
 
 

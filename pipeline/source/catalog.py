@@ -197,7 +197,7 @@ def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", k
     spec = None if folder else entry
     declared_options = entry.options if entry else LoadOptions()
     mode = mode or (spec.options.mode if spec else "replace")
-    columns = tuple(c.strip() for c in key.split(",")) if key else ()
+    columns = tuple(c.strip() for c in key.split(",")) if key.strip() else ()
     if not columns and spec and mode == "merge":
         columns = spec.options.key
     check_mode(mode, columns, "--mode")
@@ -208,7 +208,7 @@ def resolve(table: str, folder: str = "", chunk_rows: int = 0, mode: str = "", k
                       bad_rows=_bad_rows(*limits))
     found = TableSpec(table, os.path.abspath(folder or spec.source),
                       chunk_rows or (spec.chunk_rows if spec else 0) or config.pipeline().chunk_rows, options,
-                      *(entry[4:] if entry else ()))
+                      entry.on_removed if entry else "refuse", entry.settle_seconds if entry else 0)
     return check_spec(found, f"{table} with --mode {mode}")
 
 

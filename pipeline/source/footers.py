@@ -97,7 +97,7 @@ def read_footer(path: Path) -> Footer:
         rows, leaves, entries = _counts(path, meta)
         return Footer(rows, _arrow_schema(meta.schema), leaves, entries, digest)
     except (pa.ArrowException, OSError) as exc:
-        reason = first_line(exc, 1000)
+        reason = first_line(exc, None)
         raise SourceError(f"file {str(path)!r} is not a readable Parquet file ({reason})") from exc
 
 

@@ -66,3 +66,41 @@ def test_export_folders_are_found_by_the_name_that_made_them(tmp_path, monkeypat
         folder.mkdir(parents=True)
     (load.folder / "chunks").mkdir()
     assert load.export_folders() == sorted(made)
+
+
+def test_a_plan_that_held_its_options_as_fields_of_its_own_is_read():
+    """Plans written before ``LoadOptions`` (a load half done by that version resumes from its plan)."""
+    import json
+
+    import pyarrow as pa
+
+    from pipeline.model.options import HIDDEN_FILE, HIDDEN_ROW, LoadOptions
+    from pipeline.model.plan import Plan, SourceFile
+    from pipeline.types.mapping import pg_column
+
+    columns = [pg_column(n, t) for n, t in (("id", pa.int64()), (HIDDEN_FILE, pa.string()), (HIDDEN_ROW, pa.int64()))]
+    raw = json.loads(Plan("L", "a.b", "/src", [SourceFile("f.parquet", 1, 2, "d")], [40], columns, [[0]]).to_json())
+    del raw["options"]
+    raw.update(mode="merge", key=["id"], file_column=HIDDEN_FILE, row_column=HIDDEN_ROW, budget=7, dedup=True)
+    plan = Plan.from_json(json.dumps(raw))
+    assert plan.options == LoadOptions("merge", ("id",), dedup=True, bad_rows=(7, 0))
+    assert (plan.budget, plan.file_column, plan.row_column, plan.key) == (7, HIDDEN_FILE, HIDDEN_ROW, ["id"])
+    assert [c.name for c in plan.table_columns] == ["id"]
+    named = {**raw, "mode": "append", "key": [], "file_column": "src", "row_column": "", "budget": None, "dedup": False}
+    assert Plan.from_json(json.dumps(named)).options == LoadOptions("append", source_file_column="src")
+    assert Plan.from_json(plan.to_json()) == plan  # and written back in the new form
+
+
+def test_a_task_id_names_what_is_loaded_not_the_declared_indexes(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from pipeline.model.load import Load
+    from pipeline.model.options import LoadOptions
+    from pipeline.tasks import PublishTable
+
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path))
+    load = Load("a.b", "/src", 10, "f", LoadOptions("merge", ("id",)))
+    indexed = load._replace(options=replace(load.options, primary_key=("id",), indexes=(("day",),)))
+    plain, declared = PublishTable.of(load), PublishTable.of(indexed)
+    assert plain.task_id == declared.task_id and declared.load == indexed  # the task keeps them, its id does not
+    assert PublishTable.of(load._replace(options=LoadOptions("append"))).task_id != plain.task_id
