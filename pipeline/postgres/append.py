@@ -97,23 +97,22 @@ class Append(Writer):
         staged_rows = quarantine.settle(cur, plan)
         rows = staged_rows - self.left_out(cur, plan, staged)
         first = not exists(cur, target.identifier())  # the first increment, or the table was dropped
+        if first and not plan.whole_table:  # the table was dropped after it was scheduled, leaving out its files
+            raise StateReset(f"{plan.table} was dropped while this increment was loaded; nothing was published - run "
+                             "again to load every file of the folder")
         drop_hidden_columns(cur, plan, rewrite=first)  # the file and row columns only the load itself needed
-        deleted = replaced = 0
         if first:  # it becomes the table
-            if not plan.whole_table:  # the table was dropped after it was scheduled, leaving out its files
-                raise StateReset(f"{plan.table} was dropped while this increment was loaded; nothing was published - "
-                                 "run again to load every file of the folder")
             move_into_place(cur, plan, target)
-            made = indexes.declare(cur, target.identifier(), plan.table, plan.options)  # before the merge key's
-            needed = self.prepare(cur, plan, target)
-            total = rows
         else:  # a table this pipeline published, or one a user made for it
             problem = _drift(cur, target, staged, "the increment's files")
             if problem:
                 raise SourceError(f"cannot load into {plan.table}: {problem} (it changed during the load); "
                                   "nothing was published")
-            made = indexes.declare(cur, target.identifier(), plan.table, plan.options)  # before the merge key's
-            needed = self.prepare(cur, plan, target)
+        made = indexes.declare(cur, target.identifier(), plan.table, plan.options)  # before the merge key's
+        needed = self.prepare(cur, plan, target)
+        deleted = replaced = 0
+        total = rows
+        if not first:
             if plan.rewritten:
                 deleted = delete_file_rows(cur, plan.table, plan.file_column, list(plan.rewritten))
             replaced = self.write_rows(cur, plan, target, staged, rows)
