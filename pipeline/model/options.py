@@ -80,15 +80,24 @@ class LoadOptions:
             parts.append(json.dumps(chunks, sort_keys=True, separators=(",", ":")))
         return parts
 
-    def to_json(self) -> str:
-        """Canonical JSON of the options that differ from the defaults ("" for none): the task parameter."""
+    def chosen(self) -> dict:
+        """The options that differ from the defaults, as JSON values (the form a plan stores)."""
         default = LoadOptions()
-        chosen = {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+
+    def to_json(self) -> str:
+        """Canonical JSON of ``chosen`` ("" for none): the task parameter."""
+        chosen = self.chosen()
         return json.dumps(chosen, sort_keys=True, separators=(",", ":")) if chosen else ""
 
     @classmethod
     def from_json(cls, text: str) -> LoadOptions:
-        raw = json.loads(text) if text else {}
+        return cls.from_chosen(json.loads(text) if text else {})
+
+    @classmethod
+    def from_chosen(cls, raw: dict) -> LoadOptions:
+        """The options ``chosen`` gave (lists back to tuples)."""
+        raw = dict(raw)
         for name in ("key", "primary_key"):
             if name in raw:
                 raw[name] = tuple(raw[name])

@@ -114,7 +114,7 @@ class Plan:
 
     def to_json(self) -> str:
         raw = asdict(self)
-        raw["options"] = json.loads(self.options.to_json() or "{}")
+        raw["options"] = self.options.chosen()
         return json.dumps(raw, indent=1)
 
     @classmethod
@@ -122,7 +122,7 @@ class Plan:
         raw = json.loads(text)
         raw["files"] = [SourceFile(**f) for f in raw["files"]]
         raw["columns"] = [Column.from_json(c) for c in raw["columns"]]
-        raw["options"] = LoadOptions.from_json(json.dumps(raw["options"])) if "options" in raw else _options(raw)
+        raw["options"] = LoadOptions.from_chosen(raw["options"]) if "options" in raw else _options(raw)
         return cls(**raw)
 
 

@@ -29,14 +29,20 @@ class Recorded(NamedTuple):
     load_id: str
 
 
-def held(cur, table: TableName) -> tuple[str, int] | None:
-    """(load id, rows) of the load ``table`` holds - as long as the table is still there (someone may have dropped
-    it) - or None."""
+def _published_row(cur, table: TableName) -> tuple | None:
+    """(load id, rows, published at) of the load ``table`` holds - as long as the table is still there (someone may
+    have dropped it) - or None."""
     if not exists(cur, schema.table("published")) or not exists(cur, table.identifier()):
         return None
-    cur.execute(sql.SQL("SELECT load_id, rows FROM {} WHERE target_schema = %s AND target_table = %s").format(
-        schema.table("published")), tuple(table))
-    row = cur.fetchone()
+    cur.execute(sql.SQL("""SELECT load_id, rows, published_at FROM {}
+                           WHERE target_schema = %s AND target_table = %s""").format(schema.table("published")),
+                tuple(table))
+    return cur.fetchone()
+
+
+def held(cur, table: TableName) -> tuple[str, int] | None:
+    """(load id, rows) of the load ``table`` holds (while the table is there), or None."""
+    row = _published_row(cur, table)
     return (row[0], row[1]) if row else None
 
 
@@ -49,11 +55,8 @@ def published_load(conn, table: TableName) -> tuple[str, int] | None:
 def last_publish(conn, table: TableName):
     """(rows, time) of the table's last publish, or None before its first."""
     with transaction(conn, f"reading when {table} was published") as cur:
-        if held(cur, table) is None:
-            return None
-        cur.execute(sql.SQL("SELECT rows, published_at FROM {} WHERE target_schema = %s AND target_table = %s").format(
-            schema.table("published")), tuple(table))
-        return cur.fetchone()
+        row = _published_row(cur, table)
+    return row[1:] if row else None
 
 
 def recorded_files(conn, table: TableName) -> tuple[bool, dict[str, Recorded]]:
